@@ -73,7 +73,9 @@ class MissingFileError(TorchgenError, FileNotFoundError):
     def __init__(self, path, what: str = "file"):
         self.path = str(path)
         super().__init__(f"{what} file not found: {self.path}")
-        self.filename = self.path
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 class SampleError(InputError):

@@ -1,0 +1,1 @@
+"""The ``torchgen`` command line: one module per subcommand, no maths here."""

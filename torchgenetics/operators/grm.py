@@ -1,0 +1,396 @@
+"""Matrix-free genomic relationship matrix ``K = Z Z^T / m_eff``.
+
+``Z`` holds the standardized genotypes of the polymorphic variants of a set
+(missing calls are 0, monomorphic variants dropped; ``m_eff`` counts the rest). ``K``
+is never formed: ``K V = sum_b Z_b (Z_b^T V) / m_eff`` over blocks of ``Z`` that are
+either streamed from the :class:`~torchgenetics.genotypes.Genotypes` source on each
+product or kept resident on the device when the memory budget allows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.autograd import Function
+
+from ..errors import InputError, MemoryBudgetError
+from ..memory import dtype_bytes, plan_block
+from ._common import SymmetricOperator, as_positions, flatten_rhs, resolve
+
+__all__ = ["GRM"]
+
+# Widest streamed block: ~2k columns keep both GEMMs of K V near peak speed (narrow
+# blocks of a few hundred columns lose ~40% on CPU BLAS); the memory budget may
+# make blocks narrower.
+_STREAM_BLOCK_COLUMNS = 2048
+# Blocks alive while streaming: the one in use, the one being decoded, its raw buffer.
+_STREAM_LIVE_COPIES = 3
+
+
+class _BlockSource:
+    """Standardized blocks of one set of polymorphic variants, streamed or resident.
+
+    Shared by every operator built on the same variants (a GRM, the components of a
+    GRMStack), so that resident blocks are loaded once and passes are counted in one
+    place.
+
+    Parameters
+    ----------
+    genotypes : Genotypes
+        The source.
+    index : numpy.ndarray
+        Sorted positions (in ``genotypes``) of the polymorphic variants covered.
+    device, dtype : torch.device, torch.dtype
+        Where blocks live.
+    resident : bool or None
+        Keep all blocks on the device (True), stream each time (False), or decide
+        from the memory budget at first use (None).
+    block_size : int or None
+        Columns per streamed block (None: planned from the memory budget, at most
+        2048).
+
+    Attributes
+    ----------
+    passes : int
+        How many times the genotypes were decoded (one per streamed product; one to
+        load resident blocks).
+    """
+
+    def __init__(self, genotypes, index, device, dtype, resident=None, block_size=None):
+        self.genotypes = genotypes
+        self.index = np.asarray(index, dtype=np.int64)
+        self.device, self.dtype = device, dtype
+        self.n = int(genotypes.n_samples)
+        self.block_size = block_size
+        self.resident = resident
+        self.passes = 0
+        self._blocks = None
+
+    def _decide(self) -> bool:
+        # resident when all n x m_eff standardized values fit the device's budget
+        if self.resident is None:
+            try:
+                fits = plan_block(self.index.size, self.n * dtype_bytes(self.dtype),
+                                  device=self.device)
+                self.resident = fits >= self.index.size
+            except MemoryBudgetError:
+                self.resident = False
+        return self.resident
+
+    def _stream(self, variants):
+        self.passes += 1
+        block_size = self.block_size or plan_block(
+            len(variants), self.n * dtype_bytes(self.dtype), live_copies=_STREAM_LIVE_COPIES,
+            device=self.device, max_block=_STREAM_BLOCK_COLUMNS,
+        )
+        yield from self.genotypes.blocks(
+            block_size=block_size, device=self.device, dtype=self.dtype,
+            standardize=True, variants=variants,
+        )
+
+    def iter_blocks(self, subset=None):
+        """Yield ``(positions, block)``; blocks cover ``subset`` (default all) and maybe more.
+
+        Streaming reads exactly ``subset``; resident blocks cover all of ``index``,
+        so consumers select their own columns from ``positions``.
+        """
+        if self._decide():
+            if self._blocks is None:
+                self._blocks = [(np.asarray(i, dtype=np.int64), b)
+                                for i, b in self._stream(self.index)]
+            yield from self._blocks
+        else:
+            for i, b in self._stream(self.index if subset is None else subset):
+                yield np.asarray(i, dtype=np.int64), b
+
+
+def _selector(positions: np.ndarray, members: np.ndarray, device):
+    """Columns of a block (with variant ``positions``) that belong to sorted ``members``.
+
+    Returns ``None`` (no column), ``slice`` (a contiguous run, no copy needed) or a
+    long tensor of column indices.
+    """
+    if members.size == 0 or positions.size == 0:
+        return None
+    loc = np.searchsorted(members, positions)
+    hit = loc < members.size
+    hit[hit] = members[loc[hit]] == positions[hit]
+    cols = np.flatnonzero(hit)
+    if cols.size == 0:
+        return None
+    if cols[-1] - cols[0] + 1 == cols.size:
+        return slice(int(cols[0]), int(cols[-1]) + 1)
+    return torch.as_tensor(cols, device=device)
+
+
+def _take(block: torch.Tensor, sel):
+    """Columns ``sel`` (slice or index tensor) of a block."""
+    return block[:, sel] if isinstance(sel, slice) else block.index_select(1, sel)
+
+
+class _KernelState:
+    """What a GRM operator needs, shared by every rebuild of it by linear_operator.
+
+    Parameters
+    ----------
+    source : _BlockSource
+        Where blocks come from.
+    members : numpy.ndarray
+        Sorted polymorphic positions of this kernel (a subset of ``source.index``).
+    variants : numpy.ndarray or None
+        The variant set as the user gave it (None: all), for ``sample_sq_norms``.
+    n_requested : int
+        Variants requested (polymorphic or not).
+    stack : GRMStack, optional
+        The stack this kernel is a component of, and its component number.
+    """
+
+    def __init__(self, source, members, variants, n_requested, stack=None, component=None):
+        self.source = source
+        self.members = np.asarray(members, dtype=np.int64)
+        self.variants = variants
+        self.n_requested = int(n_requested)
+        self.m_eff = int(self.members.size)
+        self.stack, self.component = stack, component
+        self._sel_cache = {}
+        self._diag = None
+        self._dense = None
+
+    n = property(lambda self: self.source.n, doc="Number of samples.")
+    dtype = property(lambda self: self.source.dtype, doc="Working dtype.")
+    device = property(lambda self: self.source.device, doc="Working device.")
+
+    @property
+    def whole(self) -> bool:
+        """Whether this kernel uses every column of its source."""
+        return self.members.size == self.source.index.size
+
+    def _select(self, positions):
+        key = positions.tobytes()
+        if key not in self._sel_cache:
+            self._sel_cache[key] = _selector(positions, self.members, self.source.device)
+        return self._sel_cache[key]
+
+    def blocks(self):
+        """Yield this kernel's standardized column blocks ``Z_b`` (n x b_g)."""
+        subset = None if self.whole else self.members
+        for positions, block in self.source.iter_blocks(subset):
+            if self.whole or positions.size == self.members.size and np.array_equal(
+                positions, self.members
+            ):
+                yield block
+                continue
+            sel = self._select(positions)
+            if sel is not None:
+                yield _take(block, sel)
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """``K x`` for an n x k tensor (no autograd)."""
+        out = torch.zeros(self.source.n, x.shape[1], dtype=x.dtype, device=x.device)
+        for z in self.blocks():
+            out.addmm_(z, z.T @ x)
+        return out.div_(self.m_eff)
+
+    def diagonal(self) -> torch.Tensor:
+        """Exact diagonal (cached)."""
+        if self._diag is None:
+            if self.stack is not None:
+                self._diag = self.stack.diagonals()[self.component]
+            else:
+                sq = self.source.genotypes.sample_sq_norms(
+                    variants=self.variants, device=self.source.device, dtype=self.source.dtype
+                )
+                self._diag = torch.as_tensor(sq, device=self.source.device,
+                                             dtype=self.source.dtype) / self.m_eff
+        return self._diag
+
+    def dense(self) -> torch.Tensor:
+        """The n x n matrix (cached; small problems only)."""
+        if self._dense is None:
+            n, src = self.source.n, self.source
+            out = torch.zeros(n, n, dtype=src.dtype, device=src.device)
+            for z in self.blocks():
+                out.addmm_(z, z.T)
+            self._dense = out.div_(self.m_eff)
+        return self._dense
+
+
+class _KernelMatmul(Function):
+    """``K @ rhs`` with ``K`` symmetric and constant: the gradient is ``K @ grad``."""
+
+    @staticmethod
+    def forward(ctx, state, rhs):
+        ctx.state = state
+        return state.matmul(rhs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, _KernelMatmul.apply(ctx.state, grad)
+
+
+def _kernel_matmul(state, rhs: torch.Tensor) -> torch.Tensor:
+    """``K @ rhs`` for any rhs layout ((n,), (n, k), (..., n, k)), differentiable in rhs.
+
+    ``state`` is any object with ``n``, ``dtype``, ``device`` and a no-grad
+    ``matmul(x)`` of a constant symmetric ``K`` on n x k tensors.
+    """
+    x, restore = flatten_rhs(rhs, state.n)
+    if x.dtype != state.dtype or x.device != state.device:
+        raise InputError(
+            f"right-hand side is {x.dtype} on {x.device}; the operator works in "
+            f"{state.dtype} on {state.device} (pass dtype=/device= when building it)"
+        )
+    return restore(_KernelMatmul.apply(state, x))
+
+
+class GRM(SymmetricOperator):
+    """Genomic relationship matrix ``K = Z Z^T / m_eff``, matrix-free.
+
+    Parameters
+    ----------
+    genotypes : Genotypes
+        The genotype source (standardization statistics come from its cached
+        ``stats``).
+    variants : slice, index array or boolean mask, optional
+        Variants in ``K`` (default all). Monomorphic ones are dropped; ``m_eff``
+        counts the polymorphic rest.
+    device : torch.device or str, optional
+        Where blocks and products live (default CPU).
+    dtype : torch.dtype, optional
+        Default float64.
+    resident : bool, optional
+        Keep the standardized blocks on the device (True), stream them from the
+        source on every product (False), or decide at first use from
+        :func:`torchgenetics.memory.plan_block` (None, default).
+    block_size : int, optional
+        Columns per streamed block (default: the widest, up to 2048, that the
+        memory budget allows).
+
+    Attributes
+    ----------
+    m_eff : int
+        Number of polymorphic variants used.
+    n_monomorphic : int
+        Requested variants dropped as monomorphic.
+    passes : int
+        Passes over the genotypes so far (shared with operators on the same source).
+
+    Examples
+    --------
+    >>> from torchgenetics.genotypes import Genotypes
+    >>> G = Genotypes.from_array(np.array([[0, 1, 2], [2, 1, 0], [1, 1, 1.]]))
+    >>> K = GRM(G)
+    >>> K.m_eff, K.n_monomorphic
+    (2, 1)
+    >>> torch.allclose(K.matmul(torch.eye(3, dtype=torch.float64)), K.to_dense())
+    True
+    """
+
+    def __init__(self, genotypes=None, variants=None, device=None, dtype=None, resident=None,
+                 block_size=None, *, _state=None):
+        if _state is None:
+            if genotypes is None:
+                raise InputError("GRM needs a Genotypes source")
+            device, dtype = resolve(device, dtype)
+            m = genotypes.n_variants
+            requested = None if variants is None else as_positions(variants, m, "GRM variants")
+            members = np.sort(np.asarray(genotypes.polymorphic_index(requested), dtype=np.int64))
+            n_req = m if requested is None else requested.size
+            if members.size == 0:
+                raise InputError(
+                    f"GRM: none of the {n_req} requested variants is polymorphic; "
+                    "a relationship matrix needs at least one"
+                )
+            source = _BlockSource(genotypes, members, device, dtype, resident, block_size)
+            _state = _KernelState(source, members, requested, n_req)
+        super().__init__(_state=_state)
+        self._state = _state
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def dtype(self):
+        return self._state.source.dtype
+
+    @property
+    def device(self):
+        return self._state.source.device
+
+    @property
+    def m_eff(self) -> int:
+        """Number of polymorphic variants in the kernel."""
+        return self._state.m_eff
+
+    @property
+    def n_monomorphic(self) -> int:
+        """Requested variants dropped because they are monomorphic."""
+        return self._state.n_requested - self._state.m_eff
+
+    @property
+    def variant_index(self) -> np.ndarray:
+        """Positions (in the Genotypes) of the variants used."""
+        return self._state.members
+
+    @property
+    def genotypes(self):
+        """The genotype source."""
+        return self._state.source.genotypes
+
+    @property
+    def resident(self):
+        """True/False once decided (at first product), None before."""
+        return self._state.source.resident
+
+    @property
+    def passes(self) -> int:
+        """Passes over the genotypes done by operators sharing this source."""
+        return self._state.source.passes
+
+    @property
+    def stack_component(self):
+        """``(stack, g)`` when this GRM is component ``g`` of a GRMStack, else None."""
+        s = self._state
+        return None if s.stack is None else (s.stack, s.component)
+
+    # -- LinearOperator interface ----------------------------------------------------------
+    def _size(self):
+        n = self._state.source.n
+        return torch.Size([n, n])
+
+    def _matmul(self, rhs):
+        return _kernel_matmul(self._state, rhs)
+
+    def _diagonal(self):
+        return self._state.diagonal()
+
+    def to_dense(self):
+        return self._state.dense()
+
+    def to(self, *args, **kwargs):
+        """A GRM on another device/dtype (same variants; a standalone copy).
+
+        Examples
+        --------
+        >>> from torchgenetics.genotypes import Genotypes
+        >>> G = Genotypes.from_array(np.array([[0, 1.], [2, 1.], [1, 0.]]))
+        >>> GRM(G).to(torch.float32).dtype
+        torch.float32
+        """
+        probe = torch.empty(0, dtype=self.dtype, device=self.device).to(*args, **kwargs)
+        if probe.dtype == self.dtype and probe.device == self.device:
+            return self
+        return GRM(self.genotypes, self._state.variants, device=probe.device, dtype=probe.dtype,
+                   resident=self._state.source.resident,
+                   block_size=self._state.source.block_size)
+
+    def type(self, dtype):
+        return self.to(dtype)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device_id=None):
+        return self.to("cuda" if device_id is None else f"cuda:{device_id}")
+
+    def __repr__(self):
+        return (f"GRM(n={self.shape[0]}, m_eff={self.m_eff}, dtype={self.dtype}, "
+                f"device={self.device}, resident={self.resident})")

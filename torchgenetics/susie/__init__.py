@@ -1,0 +1,35 @@
+"""SuSiE fine-mapping (Sum of Single Effects regression) in PyTorch.
+
+Same model, defaults and answers as susieR: :func:`susie` for individual data,
+:func:`susie_ss` for sufficient statistics and :func:`susie_rss` for z-scores with
+an LD matrix that may be any ``linear_operator.LinearOperator``. Results are
+:class:`SusieFit` objects (susieR's field names) that warm-start new fits
+(``init=fit``) and save to HDF5.
+
+Examples
+--------
+>>> import torch
+>>> from torchgenetics.susie import susie
+>>> g = torch.Generator().manual_seed(0)
+>>> X = torch.randn(150, 30, generator=g, dtype=torch.float64)
+>>> y = X[:, 5] + torch.randn(150, generator=g, dtype=torch.float64)
+>>> fit = susie(X, y, L=5)
+>>> fit.sets["cs"][0].tolist()
+[5]
+"""
+
+from .api import susie, susie_rss, susie_ss
+from .fit import SusieFit
+from .ser import SERResult, single_effect_regression
+from .sets import credible_sets, pip
+
+__all__ = [
+    "susie",
+    "susie_ss",
+    "susie_rss",
+    "SusieFit",
+    "SERResult",
+    "single_effect_regression",
+    "credible_sets",
+    "pip",
+]
