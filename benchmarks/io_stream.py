@@ -43,16 +43,16 @@ def write_random_bed(path: Path, n: int, m: int, seed: int) -> None:
     to_bed(path, values)
 
 
-def best_times(runs: dict, repeats: int) -> dict:
-    """Fastest of ``repeats`` runs of each callable, in seconds; runs are interleaved
-    so that load from other processes hits every contender alike."""
-    best = dict.fromkeys(runs, float("inf"))
+def timings(runs: dict, repeats: int) -> dict:
+    """Seconds of ``repeats`` runs of each callable. Runs are interleaved so that load
+    from other processes hits every contender alike."""
+    times = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            times[name].append(time.perf_counter() - start)
+    return {name: np.array(t) for name, t in times.items()}
 
 
 def raw_decode(bed, ranges, np_dtype):
@@ -112,24 +112,31 @@ def main(argv=None) -> float:
             ranges = [(int(i[0]), int(i[-1]) + 1) for i in index]
             assert all(b - a == len(i) for (a, b), i in zip(ranges, index, strict=True))
             n_geno = n * sum(b - a for a, b in ranges)
-            t = best_times({
+            t = timings({
                 "raw": raw_decode(bed, ranges, np_dtype),
                 "ours": standardized_stream(G, dtype),
                 "ours, no prefetch": standardized_stream(G, dtype, prefetch=False),
             }, args.repeats)
-            ratios[np_dtype] = t["raw"] / t["ours"]
-            print(f"\n{np_dtype}: {len(ranges)} blocks of {ranges[0][1] - ranges[0][0]} variants")
-            print(f"  bed-reader raw decode              {n_geno / t['raw'] / 1e6:8,.0f} M genotypes/s")
-            print(f"  Genotypes.blocks(standardize=True) {n_geno / t['ours'] / 1e6:8,.0f} M genotypes/s")
-            print(f"    same, prefetch=False             {n_geno / t['ours, no prefetch'] / 1e6:8,.0f} M genotypes/s")
-            print(f"  ratio torchgen / bed-reader        {ratios[np_dtype]:8.2f}  (goal >= 0.7)")
+            best = {k: v.min() for k, v in t.items()}
+            median = {k: float(np.median(v)) for k, v in t.items()}
+            ratios[np_dtype] = best["raw"] / best["ours"]
+            print(f"\n{np_dtype}: {len(ranges)} blocks of {ranges[0][1] - ranges[0][0]} variants "
+                  f"(best of {args.repeats}; median in brackets)")
+            for name, label in (("raw", "bed-reader raw decode"),
+                                ("ours", "Genotypes.blocks(standardize=True)"),
+                                ("ours, no prefetch", "  same, prefetch=False")):
+                print(f"  {label:36s} {n_geno / best[name] / 1e6:6,.0f} M genotypes/s "
+                      f"({n_geno / median[name] / 1e6:,.0f})")
+            print(f"  ratio torchgen / bed-reader          {ratios[np_dtype]:6.2f} "
+                  f"({median['raw'] / median['ours']:.2f})  goal >= 0.7")
 
         # A consumer that computes on each block: prefetch overlaps decoding with it.
         probes = torch.randn(n, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-        t = best_times({"on": consumer(G, probes, True), "off": consumer(G, probes, False)},
-                       args.repeats)
-        print(f"\nwith a consumer (Z^T V, V n x 64, float64): prefetch on {t['on']:.3f} s, "
-              f"off {t['off']:.3f} s (speed-up {t['off'] / t['on']:.2f}x)")
+        t = timings({"on": consumer(G, probes, True), "off": consumer(G, probes, False)},
+                    args.repeats)
+        on, off = t["on"].min(), t["off"].min()
+        print(f"\nwith a consumer (Z^T V, V n x 64, float64), best of {args.repeats}: "
+              f"prefetch on {on:.3f} s, off {off:.3f} s (speed-up {off / on:.2f}x)")
     return ratios["float32"]
 
 

@@ -250,13 +250,14 @@ def test_default_block_size_follows_the_memory_budget(monkeypatch):
         G.blocks(standardize=False)
 
 
-def test_abandoned_generator_stops_its_worker_thread():
-    G = Genotypes.from_array(random_dosages(n=20, m=60))
+@pytest.mark.parametrize("block_size", [2, 40])  # 40 columns: helper lanes standardize too
+def test_abandoned_generator_stops_its_threads(block_size):
+    G = Genotypes.from_array(random_dosages(n=20, m=200))
     _ = G.stats
     before = threading.active_count()
-    gen = G.blocks(block_size=2)
+    gen = G.blocks(block_size=block_size)
     next(gen)
-    assert threading.active_count() == before + 1
+    assert threading.active_count() > before
     gen.close()
     assert threading.active_count() == before
 
@@ -395,3 +396,12 @@ def test_verbose_progress_bar(capsys):
     G = Genotypes.from_array(random_dosages(n=5, m=4))
     assert len(list(G.blocks(verbose=True, standardize=False))) == 1
     assert "genotype blocks" in capsys.readouterr().err
+
+
+def test_all_monomorphic_gives_no_blocks_and_an_empty_matrix():
+    G = Genotypes.from_array([[1, 0, np.nan], [1, 0, 2], [1, 0, np.nan]])
+    assert G.stats.n_monomorphic == 3
+    assert list(G.blocks()) == []
+    assert G.standardized().shape == (3, 0)
+    torch.testing.assert_close(G.sample_sq_norms(), torch.zeros(3, dtype=torch.float64))
+    assert [i.tolist() for i, _ in G.blocks(standardize=False)] == [[0, 1, 2]]

@@ -28,8 +28,6 @@ from .errors import InputError, SampleError
 
 __all__ = ["Genotypes", "VariantStats", "GenotypeSource", "ArraySource", "SCALES"]
 
-SAMPLE_COLUMNS = ("fid", "iid", "father", "mother", "sex", "phenotype")
-VARIANT_COLUMNS = ("chrom", "id", "cm", "pos", "a1", "a2")
 # Ways to scale a centred dosage column: by its empirical standard deviation over
 # non-missing calls, or by sqrt(2p(1-p)) as GCTA and plink2 --make-rel do.
 SCALES = ("empirical", "hwe")
@@ -74,6 +72,9 @@ class GenotypeSource(Protocol):
         ``(n_samples, n_variants)`` of the whole source.
     dtype : numpy.dtype
         A dtype in which :meth:`read` is exact (float32 for hard calls).
+    num_threads : int, optional
+        Threads the source decodes with; when present, standardization uses as
+        many (default: the cores this process may use).
 
     Examples
     --------
@@ -646,8 +647,10 @@ class Genotypes:
         ``stats.n_monomorphic``). With ``standardize=False`` the raw dosages of
         every selected variant are returned, NaN for missing.
 
-        While the caller uses one block the next is decoded in a background
-        thread (``prefetch=True``), so decoding overlaps compute.
+        While the caller uses one block the next is decoded and standardized
+        in a background thread (``prefetch=True``), so that work overlaps the
+        caller's torch operations (bed-reader holds the GIL while it decodes, so
+        pure-Python work of the caller does not overlap).
 
         Parameters
         ----------
@@ -707,40 +710,33 @@ class Genotypes:
 
     def _stream(self, vpos, block_size, device, dtype, affine, prefetch, verbose):
         """Generator behind :meth:`blocks` (arguments already checked)."""
-        read_dtype = np.float32 if dtype == torch.float32 else np.float64
-        on_cpu = device.type == "cpu"
-        finish = None
+        read_dtype = np.float64 if dtype == torch.float64 else np.float32
+        finish, lanes = None, None
         if affine is not None:
-            mean, inv_sd = affine
-            if on_cpu:
-                # Standardized by the decoding thread, right after decoding. A float64
-                # block is decoded in float32 when that is exact (hard calls, pgen
-                # dosages) and widened by the first arithmetic pass: less to write.
-                out_dtype = read_dtype
-                if np.dtype(self._source.dtype) == np.float32:
-                    read_dtype = np.float32
-                mean, inv_sd = mean.astype(out_dtype), inv_sd.astype(out_dtype)
+            # Standardized on the host right after decoding, by the decoding thread
+            # and helper lanes (one per core: each numpy pass is single-threaded),
+            # then moved to the device.
+            mean, inv_sd = (a.astype(read_dtype) for a in affine)
+            n_lanes = min(getattr(self._source, "num_threads", None) or default_num_threads(),
+                          max(block_size // _MIN_BLOCK_COLUMNS, 1))
+            if n_lanes > 1:
+                lanes = ThreadPoolExecutor(n_lanes - 1, thread_name_prefix="torchgenetics-std")
 
-                def finish(start, raw):
-                    stop = start + raw.shape[1]
-                    out = raw if raw.dtype == out_dtype else np.empty(raw.shape, out_dtype, order="F")
-                    return _standardize(raw, mean[start:stop], inv_sd[start:stop], out)
-            else:
-                mean = torch.as_tensor(mean, dtype=dtype, device=device)
-                inv_sd = torch.as_tensor(inv_sd, dtype=dtype, device=device)
+            def finish(start, raw):
+                stop = start + raw.shape[1]
+                return _standardize_lanes(raw, mean[start:stop], inv_sd[start:stop], lanes, n_lanes)
+
         bar = _progress(len(vpos), verbose)
-        start = 0
+        decoded = self._raw_blocks(vpos, block_size, read_dtype, prefetch, finish)
         try:
-            for pos, raw in self._raw_blocks(vpos, block_size, read_dtype, prefetch, finish):
-                block = torch.from_numpy(raw).to(device=device, dtype=dtype)
-                if affine is not None and not on_cpu:
-                    stop = start + len(pos)
-                    block.sub_(mean[start:stop]).mul_(inv_sd[start:stop]).nan_to_num_(0.0)
-                    start = stop
+            for pos, raw in decoded:
                 if bar is not None:
                     bar.update(len(pos))
-                yield pos, block
+                yield pos, torch.from_numpy(raw).to(device=device, dtype=dtype)
         finally:
+            decoded.close()  # stops the decoding thread before its helper lanes
+            if lanes is not None:
+                lanes.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
 
@@ -866,18 +862,33 @@ class Genotypes:
 
 
 # ---------------------------------------------------------------------- helpers
-def _standardize(raw: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = (raw - mean) * inv_sd`` per column, NaN -> 0 (``out`` may be ``raw``).
+def _standardize(block: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray) -> np.ndarray:
+    """``block = (block - mean) * inv_sd`` per column, NaN -> 0, in place.
 
     Plain single-threaded numpy on purpose: torch's intra-op threads stall badly
-    when the cores are shared with the decoder (or other processes), and each
-    pass here is cheap and cache-resident.
+    when the cores are shared with the decoder (or other processes); parallelism
+    comes from :func:`_standardize_lanes`.
     """
-    missing = np.isnan(raw)
-    np.subtract(raw, mean, out=out)
-    np.multiply(out, inv_sd, out=out)
-    np.copyto(out, 0.0, where=missing)
-    return out
+    missing = np.isnan(block)
+    np.subtract(block, mean, out=block)
+    np.multiply(block, inv_sd, out=block)
+    np.copyto(block, 0.0, where=missing)
+    return block
+
+
+def _standardize_lanes(block: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray,
+                       lanes: ThreadPoolExecutor | None, n_lanes: int) -> np.ndarray:
+    """:func:`_standardize` with the columns split between this thread and the
+    ``n_lanes - 1`` threads of ``lanes``."""
+    if lanes is None:
+        return _standardize(block, mean, inv_sd)
+    edges = np.linspace(0, block.shape[1], n_lanes + 1).astype(int)
+    pending = [lanes.submit(_standardize, block[:, a:b], mean[a:b], inv_sd[a:b])
+               for a, b in zip(edges[1:-1], edges[2:], strict=True)]
+    _standardize(block[:, :edges[1]], mean[:edges[1]], inv_sd[:edges[1]])
+    for future in pending:
+        future.result()
+    return block
 
 
 def _column_stats(offset: int, raw: np.ndarray):

@@ -332,6 +332,12 @@ def test_pgen_errors(tmp_path):
     with pytest.raises(FileFormatError, match=r"e\.pgen: holds 4 samples x 3 variants but the sample and variant tables list 4 x 4"):
         read_pgen(tmp_path / "e")
     pvar.write_text(good)
+    pgen = tmp_path / "e.pgen"
+    kept = pgen.read_bytes()
+    pgen.write_bytes(b"garbage!")
+    with pytest.raises(FileFormatError, match=r"e\.pgen: pgenlib cannot open it: .*magic number"):
+        read_pgen(tmp_path / "e")
+    pgen.write_bytes(kept)
     psam = tmp_path / "e.psam"
     psam.write_text(psam.read_text() + "F1\tI1\t0\t0\t1\t1\n")
     with pytest.raises(SampleError, match="FID 'F1' IID 'I1' appears on lines 3 and 6"):

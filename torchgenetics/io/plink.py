@@ -19,7 +19,9 @@ import pandas as pd
 from ..errors import FileFormatError, MissingExtraError, MissingFileError, SampleError
 from ..genotypes import Genotypes, default_num_threads
 
-__all__ = ["read_plink", "read_pgen", "BedSource", "PgenSource"]
+__all__ = [
+    "read_plink", "read_pgen", "read_fam", "read_bim", "read_psam", "read_pvar", "BedSource", "PgenSource",
+]
 
 _FAM_LAYOUT = "FID, IID, father, mother, sex, phenotype"
 _BIM_LAYOUT = "chromosome, variant ID, cM position, bp position, allele 1, allele 2"
@@ -346,7 +348,9 @@ class PgenSource:
         try:
             self._reader = pgenlib.PgenReader(str(self.path).encode())
         except RuntimeError as err:
-            raise FileFormatError(self.path, f"pgenlib cannot open it: {err}") from None
+            reason = err.args[0] if err.args else err
+            reason = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+            raise FileFormatError(self.path, f"pgenlib cannot open it: {reason.strip()}") from None
         found = (self._reader.get_raw_sample_ct(), self._reader.get_variant_ct())
         if found != self.shape:
             raise FileFormatError(

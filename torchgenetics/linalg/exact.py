@@ -33,10 +33,14 @@ __all__ = [
 ]
 
 # Crossover n* between the dense Cholesky path and block PCG (projected-core
-# preconditioner) + SLQ for one REML evaluation, measured by
-#   .venv/bin/python benchmarks/crossover.py
-# on a 2-core shared CPU container (torch 2.13 CPU, float64).
-EXACT_CROSSOVER_N = 3000
+# preconditioner, tol 1e-8, 35 right-hand sides) + SLQ (30 probes x 20 steps) for one
+# REML evaluation with a dense kernel, measured by
+#   .venv/bin/python benchmarks/crossover.py        (n = 500 ... 6000, 1 thread)
+# on a shared 2-core x86-64 CPU container (torch 2.13.0+cpu, float64). The exact path
+# won at every measured n (6000: 2.3 s vs 7.2 s); the fitted cost models
+# 2.36e-11 n^3 s (exact) and 2.62e-7 n^2 s (iterative) cross at n ~ 11100.
+# Override with TORCHGEN_EXACT_MAX_N (e.g. on GPUs or for matrix-free kernels).
+EXACT_CROSSOVER_N = 11000
 
 _JITTERS = (1e-10, 1e-8, 1e-6)
 

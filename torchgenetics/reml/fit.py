@@ -263,7 +263,7 @@ class REMLFit:
         Examples
         --------
         >>> print(_example_fit().summary().splitlines()[0])
-        REML fit (exact-eigh): n = 200, 1 genetic component, converged in 4 iterations
+        REML fit (exact-eigh): n = 200, 1 genetic component, converged in 6 iterations
         """
         G = self.n_components
         state = f"converged in {self.n_iter} iterations" if self.converged else f"NOT converged ({self.message})"

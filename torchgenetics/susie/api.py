@@ -145,7 +145,8 @@ class _Problem:
         self.null_index = data.p_data if data.null_column else -1
 
 
-def _fit_once(prob: _Problem, o: _Options, pi: torch.Tensor, L: int, init) -> SusieFit:
+def _start(prob: _Problem, o: _Options, pi: torch.Tensor, L: int, init):
+    """Initial IBSS state, settings and the ELBO being resumed (None for a fresh start)."""
     data = prob.data
     V0 = _default_v(o, L, data.var_y, data.d.dtype, data.d.device)
     sigma2 = o.residual_variance if o.residual_variance is not None else data.var_y
@@ -154,7 +155,12 @@ def _fit_once(prob: _Problem, o: _Options, pi: torch.Tensor, L: int, init) -> Su
         state.sigma2 = float(o.residual_variance)
     if state.sigma2 <= 0:
         raise InputError(f"the residual variance must be positive, got {state.sigma2}")
-    out = ibss(data, state, log_prior_weights(pi), _settings(o, data), _resumed_elbo(init, L))
+    return state, _settings(o, data), _resumed_elbo(init, L)
+
+
+def _finish(prob: _Problem, o: _Options, pi: torch.Tensor, state, out) -> SusieFit:
+    """Prune null effects, find credible sets and PIPs, and assemble the fit."""
+    data = prob.data
     trim_null_effects(state, pi, o.prior_tol)
     gen = torch.Generator().manual_seed(o.seed)
     sets = credible_sets(
@@ -175,6 +181,12 @@ def _fit_once(prob: _Problem, o: _Options, pi: torch.Tensor, L: int, init) -> Su
     )
 
 
+def _fit_once(prob: _Problem, o: _Options, pi: torch.Tensor, L: int, init) -> SusieFit:
+    state, settings, previous = _start(prob, o, pi, L, init)
+    out = ibss(prob.data, state, log_prior_weights(pi), settings, previous)
+    return _finish(prob, o, pi, state, out)
+
+
 def _resumed_elbo(init, L: int):
     """Last ELBO of a fit being continued with the same number of effects, else None."""
     if init is None or _n_effects(init) != L:
@@ -185,31 +197,41 @@ def _resumed_elbo(init, L: int):
     return float(torch.as_tensor(elbo).reshape(-1)[-1])
 
 
-def _fit_greedy(prob: _Problem, o: _Options, pi: torch.Tensor, init) -> SusieFit:
+def _greedy_start_L(o: _Options, init) -> int:
+    """Number of effects of the first (greedy) round."""
     if o.L_greedy is None:
-        L0 = o.L
-    else:
-        L_init = 0 if init is None else _n_effects(init)
-        L0 = min(max(min(o.L_greedy, o.L), L_init), o.L)
-    fit = _fit_once(prob, o, pi, L0, init)
-    if o.L_greedy is None:
-        return fit
-    history, L, trace = [], L0, []
-    while True:
-        min_lbf = float(torch.nan_to_num(fit.lbf, nan=math.inf).min())
-        action = ("L reached" if L >= o.L
-                  else "saturated" if min_lbf < o.greedy_lbf_cutoff else "grow")
-        history.append({"L": L, "min_lbf": min_lbf, "action": action, "n_iter": fit.n_iter,
-                        "converged": fit.converged})
-        trace += fit.trace or []
-        if action != "grow":
-            break
-        L = min(L + o.L_greedy, o.L)
-        fit = _fit_once(prob, o, pi, L, fit)
+        return o.L
+    L_init = 0 if init is None else _n_effects(init)
+    return min(max(min(o.L_greedy, o.L), L_init), o.L)
+
+
+def _greedy_step(o: _Options, fit: SusieFit, L: int, history: list, trace: list):
+    """Record one greedy round; return the next L, or None when growth stops."""
+    min_lbf = float(torch.nan_to_num(fit.lbf, nan=math.inf).min())
+    action = ("L reached" if L >= o.L
+              else "saturated" if min_lbf < o.greedy_lbf_cutoff else "grow")
+    history.append({"L": L, "min_lbf": min_lbf, "action": action, "n_iter": fit.n_iter,
+                    "converged": fit.converged})
+    trace += fit.trace or []
+    return min(L + o.L_greedy, o.L) if action == "grow" else None
+
+
+def _greedy_done(o: _Options, fit: SusieFit, history: list, trace: list) -> SusieFit:
     fit.greedy_history = history
     if o.track_fit:
         fit.trace = trace  # every round's iterations, in order
     return fit
+
+
+def _fit_greedy(prob: _Problem, o: _Options, pi: torch.Tensor, init) -> SusieFit:
+    L = _greedy_start_L(o, init)
+    fit = _fit_once(prob, o, pi, L, init)
+    if o.L_greedy is None:
+        return fit
+    history, trace = [], []
+    while (L := _greedy_step(o, fit, L, history, trace)) is not None:
+        fit = _fit_once(prob, o, pi, L, fit)
+    return _greedy_done(o, fit, history, trace)
 
 
 def _n_effects(init) -> int:
@@ -398,6 +420,17 @@ def susie(X, y, L: int = 10, *, scaled_prior_variance=0.2, residual_variance=Non
     >>> sorted(int(c[0]) for c in fit.sets["cs"])
     [7, 20]
     """
+    return _run(*_prepare_individual(**locals()))
+
+
+def _prepare_individual(X, y, *, L, scaled_prior_variance, residual_variance, prior_weights,
+                        null_weight, standardize, intercept, estimate_residual_variance,
+                        estimate_prior_variance, estimate_prior_method, check_null_threshold,
+                        prior_tol, residual_variance_lowerbound, residual_variance_upperbound,
+                        coverage, min_abs_corr, n_purity, max_iter, tol, convergence, refine,
+                        init, L_greedy, greedy_lbf_cutoff, verbose, track_fit, seed,
+                        variable_names, device, dtype):
+    """Checked inputs of :func:`susie` as ``(problem, options, prior weights, init)``."""
     device = _device_of(X, device)
     if variable_names is None and hasattr(X, "columns"):
         variable_names = list(X.columns)
@@ -438,7 +471,7 @@ def susie(X, y, L: int = 10, *, scaled_prior_variance=0.2, residual_variance=Non
         return state.fitted + data.mean_y
 
     prob = _Problem(data, "individual", _names(variable_names, p), intercept_fn, fitted_fn)
-    return _run(prob, o, pi, init)
+    return prob, o, pi, init
 
 
 def susie_ss(XtX, Xty, yty: float, n: int, L: int = 10, *, X_colmeans=None, y_mean=None,
@@ -489,6 +522,17 @@ def susie_ss(XtX, Xty, yty: float, n: int, L: int = 10, *, X_colmeans=None, y_me
     >>> fit.sets["cs"][0].tolist()
     [4]
     """
+    return _run(*_prepare_ss(**locals()))
+
+
+def _prepare_ss(XtX, Xty, yty, n, *, L, X_colmeans, y_mean, scaled_prior_variance,
+                residual_variance, prior_weights, null_weight, standardize,
+                estimate_residual_variance, estimate_prior_variance, estimate_prior_method,
+                check_null_threshold, prior_tol, residual_variance_lowerbound,
+                residual_variance_upperbound, coverage, min_abs_corr, n_purity, max_iter, tol,
+                convergence, refine, init, L_greedy, greedy_lbf_cutoff, check_prior, verbose,
+                track_fit, seed, variable_names, device, dtype):
+    """Checked inputs of :func:`susie_ss` as ``(problem, options, prior weights, init)``."""
     device = _device_of(XtX, device)
     if n is None or not n > 1:
         raise InputError(f"n must be a sample size greater than 1, got {n}")
@@ -498,7 +542,7 @@ def susie_ss(XtX, Xty, yty: float, n: int, L: int = 10, *, X_colmeans=None, y_me
     if bool(torch.isinf(Xty).any()):
         raise InputError("Xty contains infinite values")
     if bool(torch.isnan(Xty).any()):
-        warnings.warn("NaN values in Xty are replaced with 0", RuntimeWarning, stacklevel=2)
+        warnings.warn("NaN values in Xty are replaced with 0", RuntimeWarning, stacklevel=3)
         Xty = torch.nan_to_num(Xty, nan=0.0)
     yty = float(yty)
     if not yty > 0:
@@ -523,7 +567,7 @@ def susie_ss(XtX, Xty, yty: float, n: int, L: int = 10, *, X_colmeans=None, y_me
         return float(y_mean) - float((colmeans * b).sum())
 
     prob = _Problem(data, "ss", _names(variable_names, p), intercept_fn, lambda state: None)
-    return _run(prob, o, pi, init)
+    return prob, o, pi, init
 
 
 def _prior_cap(data: SuffStatData, residual_variance) -> float:
@@ -618,6 +662,17 @@ def susie_rss(z=None, R=None, n=None, bhat=None, shat=None, var_y=None, L: int =
     >>> fit.sets["cs"][0].tolist()
     [10]
     """
+    return _run(*_prepare_rss(**locals()))
+
+
+def _prepare_rss(z, R, n, bhat, shat, var_y, *, L, prior_variance, scaled_prior_variance,
+                 residual_variance, prior_weights, null_weight, standardize,
+                 estimate_residual_variance, estimate_prior_variance, estimate_prior_method,
+                 check_null_threshold, prior_tol, residual_variance_lowerbound,
+                 residual_variance_upperbound, coverage, min_abs_corr, n_purity, max_iter,
+                 tol, convergence, refine, init, L_greedy, greedy_lbf_cutoff, check_prior,
+                 verbose, track_fit, seed, variable_names, device, dtype):
+    """Checked inputs of :func:`susie_rss` as ``(problem, options, prior weights, init)``."""
     if R is None:
         raise InputError("R (the LD matrix) must be provided")
     device = _device_of(R if (torch.is_tensor(R) or isinstance(R, LinearOperator)) else z, device)
@@ -654,7 +709,7 @@ def susie_rss(z=None, R=None, n=None, bhat=None, shat=None, var_y=None, L: int =
         raise InputError(f"n must be greater than 1, got {n}")
     if n is None:
         warnings.warn("providing the sample size n is highly recommended for susie_rss",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
         data_args = dict(Xty=z, yty=1.0, n=2.0, c=1.0, w=None, standardize=False)
         spv, standardize = prior_variance, False
     else:
@@ -682,7 +737,7 @@ def susie_rss(z=None, R=None, n=None, bhat=None, shat=None, var_y=None, L: int =
         o.max_prior_variance = _prior_cap(data, residual_variance)
     prob = _Problem(data, "rss", _names(variable_names, p), lambda state: math.nan,
                     lambda state: None)
-    return _run(prob, o, pi, init)
+    return prob, o, pi, init
 
 
 for _f in (susie, susie_ss, susie_rss):

@@ -5,21 +5,35 @@ then evaluates the ELBO, checks convergence, and only then (if not converged)
 updates the residual variance: susieR's order. Each effect's fitted values
 (``X b_l`` or ``X^T X b_l``) are cached, so an effect update costs one product
 with the data and the ELBO none.
+
+The loop runs B loci at once (:func:`ibss_batch`); a one-locus fit
+(:func:`ibss`) is the batch of one. Products with the data and the ELBO use each
+locus' own backend; the single-effect regressions of all loci run as one batched
+tensor program on a padded (B, p) layout whose reductions are running sums, so
+padding changes no bit: a locus gets the same fit alone as in any batch. A locus
+that converges, reaches ``max_iter`` or fails leaves the batch at once.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConvergenceError, InputError
-from .ser import single_effect_regression
+from .ser import single_effect_regression_batch
 
-__all__ = ["IBSSState", "IBSSSettings", "IBSSOutcome", "initial_state", "ibss", "trim_null_effects"]
+__all__ = ["IBSSState", "IBSSSettings", "IBSSOutcome", "initial_state", "ibss", "ibss_batch",
+           "trim_null_effects"]
+
+# Settings every locus of one batch shares (the others may differ per locus).
+_SHARED = ("prior_method", "check_null_threshold", "estimate_residual_variance", "max_iter", "tol",
+           "convergence", "track_fit", "verbose")
+# The padded width of the batched SER is a multiple of this (whole SIMD vectors).
+_WIDTH_STEP = 16
 
 
 @dataclass
@@ -208,23 +222,229 @@ def initial_state(data, L: int, V: torch.Tensor, sigma2: float, init=None,
     )
 
 
-def _elbo(data, state: IBSSState) -> tuple[float, float]:
-    er2 = data.er2(state.fitted, state.alpha * state.mu, state.effect_fits, state.alpha * state.mu2)
-    return data.eloglik(er2, state.sigma2) - float(state.KL.sum()), er2
+class _Batch:
+    """B loci in the IBSS loop: per-locus backends and fitted values, the SER
+    quantities stacked as (L, B, width) with zero padding (``-inf`` log prior)."""
 
+    def __init__(self, backends, states: list[IBSSState], log_priors: list[torch.Tensor]):
+        ref = states[0].alpha
+        self.backends = list(backends)
+        self.p = [b.p for b in self.backends]
+        width = -(-max(self.p) // _WIDTH_STEP) * _WIDTH_STEP
+        L, B = ref.shape[0], len(states)
+        for name in ("alpha", "mu", "mu2", "lbf_variable"):
+            out = ref.new_zeros((L, B, width))
+            for j, st in enumerate(states):
+                out[:, j, : self.p[j]] = getattr(st, name)
+            setattr(self, name, out)
+        for name in ("V", "lbf", "KL"):
+            setattr(self, name, torch.stack([getattr(st, name) for st in states], dim=1))
+        self.sigma2 = [float(st.sigma2) for st in states]
+        self.effect_fits = [st.effect_fits.clone() for st in states]
+        self.fitted = [st.fitted.clone() for st in states]
+        self.d = ref.new_zeros((B, width))
+        self.log_prior = torch.full((B, width), -math.inf, dtype=ref.dtype, device=ref.device)
+        for j, (b, lp) in enumerate(zip(self.backends, log_priors, strict=True)):
+            self.d[j, : self.p[j]] = b.d
+            self.log_prior[j, : self.p[j]] = lp
 
-def _sweep(data, state: IBSSState, log_prior: torch.Tensor, settings: IBSSSettings) -> None:
-    for k in range(state.L):
-        fitted_without = state.fitted - state.effect_fits[k]
-        res = single_effect_regression(
-            data.xtr(fitted_without), data.d, float(state.V[k]), state.sigma2, log_prior,
-            settings.prior_method, settings.check_null_threshold,
+    def take(self, keep: list[int]) -> None:
+        """Keep only the loci ``keep`` (positions in the current batch)."""
+        idx = torch.tensor(keep, device=self.alpha.device)
+        for name in ("alpha", "mu", "mu2", "lbf_variable", "V", "lbf", "KL"):
+            setattr(self, name, getattr(self, name).index_select(1, idx))
+        self.d, self.log_prior = self.d.index_select(0, idx), self.log_prior.index_select(0, idx)
+        for name in ("backends", "p", "sigma2", "effect_fits", "fitted"):
+            values = getattr(self, name)
+            setattr(self, name, [values[j] for j in keep])
+
+    def moments(self, j: int):
+        """alpha, mu, mu2 of locus j, unpadded and contiguous."""
+        p = self.p[j]
+        return (self.alpha[:, j, :p].contiguous(), self.mu[:, j, :p].contiguous(),
+                self.mu2[:, j, :p].contiguous())
+
+    def locus(self, j: int) -> IBSSState:
+        """The state of locus j as a one-locus :class:`IBSSState`."""
+        alpha, mu, mu2 = self.moments(j)
+        return IBSSState(
+            alpha=alpha, mu=mu, mu2=mu2, V=self.V[:, j].clone(), sigma2=self.sigma2[j],
+            lbf=self.lbf[:, j].clone(), KL=self.KL[:, j].clone(),
+            lbf_variable=self.lbf_variable[:, j, : self.p[j]].contiguous(),
+            effect_fits=self.effect_fits[j], fitted=self.fitted[j],
         )
-        state.alpha[k], state.mu[k], state.mu2[k] = res.alpha, res.mu, res.mu2
-        state.V[k], state.lbf[k], state.KL[k] = res.V, res.lbf_model, res.KL
-        state.lbf_variable[k] = res.lbf
-        state.effect_fits[k] = data.effect_fitted(res.alpha * res.mu)
-        state.fitted = fitted_without + state.effect_fits[k]
+
+    def elbo(self, j: int) -> tuple[float, float]:
+        """ELBO and expected residual sum of squares of locus j."""
+        data = self.backends[j]
+        alpha, mu, mu2 = self.moments(j)
+        er2 = data.er2(self.fitted[j], alpha * mu, self.effect_fits[j], alpha * mu2)
+        return data.eloglik(er2, self.sigma2[j]) - float(self.KL[:, j].contiguous().sum()), er2
+
+
+def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
+    sigma2 = torch.tensor(batch.sigma2, dtype=batch.d.dtype, device=batch.d.device)
+    for k in range(batch.alpha.shape[0]):
+        xtr = torch.zeros_like(batch.d)
+        without = []
+        for j, data in enumerate(batch.backends):
+            without.append(batch.fitted[j] - batch.effect_fits[j][k])
+            xtr[j, : batch.p[j]] = data.xtr(without[j])
+        res = single_effect_regression_batch(xtr, batch.d, batch.V[k], sigma2, batch.log_prior,
+                                             settings.prior_method, settings.check_null_threshold)
+        batch.alpha[k], batch.mu[k], batch.mu2[k] = res.alpha, res.mu, res.mu2
+        batch.V[k], batch.lbf[k], batch.KL[k] = res.V, res.lbf_model, res.KL
+        batch.lbf_variable[k] = res.lbf
+        b = res.alpha * res.mu
+        for j, data in enumerate(batch.backends):
+            batch.effect_fits[j][k] = data.effect_fitted(b[j, : batch.p[j]])
+            batch.fitted[j] = without[j] + batch.effect_fits[j][k]
+
+
+def _shared_settings(settings: list[IBSSSettings]) -> IBSSSettings:
+    first = settings[0]
+    for other in settings[1:]:
+        for name in _SHARED:
+            if getattr(other, name) != getattr(first, name):
+                raise InputError(f"loci fitted in one batch must share the IBSS setting {name!r}")
+    return first
+
+
+def _progress(results: list, rows: list, done: list, batch: _Batch) -> dict:
+    """Progress-bar fields: ELBO and sigma2 for one locus, loci left for a batch."""
+    if len(results) > 1:
+        return {"loci": len(rows) - len(done)}
+    out = results[0]
+    if not isinstance(out, IBSSOutcome) or not out.elbo:
+        return {}
+    return {"elbo": f"{out.elbo[-1]:.4f}", "sigma2": f"{batch.sigma2[0]:.4g}"}
+
+
+def _check_iteration(batch: _Batch, j: int, it: int, cap: float):
+    """ELBO and er2 of locus j after a sweep, or the error a one-locus run raises."""
+    v_max = float(batch.V[:, j].max())
+    if v_max > cap:
+        return InputError(
+            f"the estimated prior variance is unreasonably large ({v_max:.4g} > {cap:.4g}); "
+            "this usually means the summary statistics and the LD matrix do not match"
+        )
+    value, er2 = batch.elbo(j)
+    if math.isinf(value):
+        return ConvergenceError(f"the ELBO became infinite at IBSS iteration {it}")
+    return value, er2
+
+
+def ibss_batch(backends, states: list[IBSSState], log_priors: list[torch.Tensor],
+               settings: list[IBSSSettings], previous_elbo: list | None = None) -> list:
+    """Run IBSS on B loci at once, each ending exactly where it would end alone.
+
+    Parameters
+    ----------
+    backends : list of IndividualData or SuffStatData
+        One backend per locus (kinds may be mixed).
+    states : list of IBSSState
+        Starting state of each locus (all with the same L); not modified.
+    log_priors : list of torch.Tensor
+        (p_i,) log prior weights of each locus.
+    settings : list of IBSSSettings
+        One per locus; they may differ only in ``sigma2_bounds`` and
+        ``max_prior_variance``.
+    previous_elbo : list of (float or None), optional
+        Last ELBO of the fit each locus continues (see :func:`ibss`).
+
+    Returns
+    -------
+    list
+        Per locus an :class:`IBSSOutcome` whose ``state`` is the final state, or
+        the exception a one-locus run raises. No warnings are issued.
+
+    Examples
+    --------
+    >>> from torchgenetics.susie.data import IndividualData
+    >>> from torchgenetics.susie.ser import log_prior_weights
+    >>> g = torch.Generator().manual_seed(1)
+    >>> X = torch.randn(50, 5, generator=g, dtype=torch.float64)
+    >>> data = [IndividualData(X, X[:, 0] + 0.1 * torch.randn(50, generator=g, dtype=X.dtype)),
+    ...         IndividualData(X[:, :4], X[:, 3])]
+    >>> states = [initial_state(d, 2, torch.full((2,), 0.2 * d.var_y, dtype=X.dtype), d.var_y)
+    ...           for d in data]
+    >>> lp = [log_prior_weights(torch.full((d.p,), 1 / d.p, dtype=X.dtype)) for d in data]
+    >>> outs = ibss_batch(data, states, lp, [IBSSSettings()] * 2)
+    >>> [int(o.state.alpha[0].argmax()) for o in outs]
+    [0, 3]
+    """
+    s = _shared_settings(settings)
+    n_loci = len(states)
+    previous_elbo = previous_elbo or [None] * n_loci
+    lower = [st.sigma2_bounds[0] for st in settings]
+    upper = [st.sigma2_bounds[1] for st in settings]
+    cap = [st.max_prior_variance for st in settings]
+    resumed = [e is not None and math.isfinite(e) for e in previous_elbo]
+    prev_elbo = [e if r else -math.inf for e, r in zip(previous_elbo, resumed, strict=True)]
+    results: list = [IBSSOutcome(state=None) for _ in range(n_loci)]
+    batch = _Batch(backends, states, log_priors)
+    rows = list(range(n_loci))  # locus of each batch position
+    prev_alpha = batch.alpha.clone()
+    bar = tqdm(total=s.max_iter, desc="IBSS" if n_loci == 1 else f"IBSS x {n_loci}",
+               disable=not s.verbose, leave=False)
+    try:
+        for it in range(1, s.max_iter + 1):
+            _sweep(batch, s)
+            done = []
+            for j, i in enumerate(rows):
+                checked = _check_iteration(batch, j, it, cap[i])
+                if isinstance(checked, Exception):
+                    results[i] = checked
+                    done.append(j)
+                    continue
+                value, er2 = checked
+                out = results[i]
+                out.elbo.append(value)
+                out.n_iter = it
+                if s.track_fit:
+                    out.trace.append({"alpha": batch.moments(j)[0], "V": batch.V[:, j].clone(),
+                                      "sigma2": batch.sigma2[j], "elbo": value})
+                if it > 1 or resumed[i]:
+                    if s.convergence == "pip" or not math.isfinite(value):
+                        delta = float((batch.alpha[:, j] - prev_alpha[:, j]).abs().max())
+                    else:
+                        delta = value - prev_elbo[i]
+                        if it == 1 and delta < 0:  # a resumed fit must not stop on a drop
+                            delta = math.inf
+                    if delta < s.tol:
+                        out.converged = True
+                        done.append(j)
+                        continue
+                prev_elbo[i] = value
+                if s.estimate_residual_variance:
+                    est = er2 / batch.backends[j].n
+                    if not est > 0:
+                        results[i] = InputError(
+                            f"the estimated residual variance is {est:.4g} (not positive) at "
+                            f"iteration {it}: X'X, X'y and y'y are not consistent with one data set"
+                        )
+                        done.append(j)
+                        continue
+                    batch.sigma2[j] = min(max(est, lower[i]), upper[i])
+            if it == s.max_iter:
+                done = list(range(len(rows)))
+            for j in done:
+                if isinstance(results[rows[j]], IBSSOutcome):
+                    results[rows[j]].state = batch.locus(j)
+            bar.update(1)
+            if s.verbose:
+                bar.set_postfix(_progress(results, rows, done, batch))
+            if len(done) == len(rows):
+                break
+            if done:
+                gone = set(done)
+                keep = [j for j in range(len(rows)) if j not in gone]
+                batch.take(keep)
+                rows = [rows[j] for j in keep]
+            prev_alpha = batch.alpha.clone()
+    finally:
+        bar.close()
+    return results
 
 
 def ibss(data, state: IBSSState, log_prior: torch.Tensor, settings: IBSSSettings,
@@ -235,6 +455,7 @@ def ibss(data, state: IBSSState, log_prior: torch.Tensor, settings: IBSSSettings
     ``previous_elbo`` (the last ELBO of the fit being continued) is given: then the
     first iteration converges if its ELBO rose by less than ``tol`` (and did not
     fall), so a warm continuation stops exactly where the uninterrupted run would.
+    This is :func:`ibss_batch` with one locus.
 
     Parameters
     ----------
@@ -254,6 +475,12 @@ def ibss(data, state: IBSSState, log_prior: torch.Tensor, settings: IBSSSettings
     IBSSOutcome
         ``converged=False`` after ``max_iter`` iterations comes with a RuntimeWarning.
 
+    Raises
+    ------
+    InputError, ConvergenceError
+        Prior variance above ``max_prior_variance``, a non-positive residual
+        variance estimate, or an infinite ELBO.
+
     Examples
     --------
     >>> from torchgenetics.susie.data import IndividualData
@@ -266,52 +493,12 @@ def ibss(data, state: IBSSState, log_prior: torch.Tensor, settings: IBSSSettings
     >>> out.converged, int(st.alpha[0].argmax())
     (True, 0)
     """
-    out = IBSSOutcome(state=state)
-    resumed = previous_elbo is not None and math.isfinite(previous_elbo)
-    prev_elbo = previous_elbo if resumed else -math.inf
-    prev_alpha = state.alpha.clone()
-    lower, upper = settings.sigma2_bounds
-    bar = tqdm(total=settings.max_iter, desc="IBSS", disable=not settings.verbose, leave=False)
-    try:
-        for it in range(1, settings.max_iter + 1):
-            _sweep(data, state, log_prior, settings)
-            if float(state.V.max()) > settings.max_prior_variance:
-                raise InputError(
-                    "the estimated prior variance is unreasonably large "
-                    f"({float(state.V.max()):.4g} > {settings.max_prior_variance:.4g}); "
-                    "this usually means the summary statistics and the LD matrix do not match"
-                )
-            value, er2 = _elbo(data, state)
-            if math.isinf(value):
-                raise ConvergenceError(f"the ELBO became infinite at IBSS iteration {it}")
-            out.elbo.append(value)
-            out.n_iter = it
-            if settings.track_fit:
-                out.trace.append({"alpha": state.alpha.clone(), "V": state.V.clone(),
-                                  "sigma2": state.sigma2, "elbo": value})
-            bar.update(1)
-            bar.set_postfix(elbo=f"{value:.4f}", sigma2=f"{state.sigma2:.4g}")
-            if it > 1 or resumed:
-                if settings.convergence == "pip" or not math.isfinite(value):
-                    delta = float((state.alpha - prev_alpha).abs().max())
-                else:
-                    delta = value - prev_elbo
-                    if it == 1 and delta < 0:  # a resumed fit must not stop on a drop
-                        delta = math.inf
-                if delta < settings.tol:
-                    out.converged = True
-                    break
-            prev_elbo, prev_alpha = value, state.alpha.clone()
-            if settings.estimate_residual_variance:
-                est = er2 / data.n
-                if not est > 0:
-                    raise InputError(
-                        f"the estimated residual variance is {est:.4g} (not positive) at iteration "
-                        f"{it}: X'X, X'y and y'y are not consistent with one data set"
-                    )
-                state.sigma2 = min(max(est, lower), upper)
-    finally:
-        bar.close()
+    out = ibss_batch([data], [state], [log_prior], [settings], [previous_elbo])[0]
+    if isinstance(out, Exception):
+        raise out
+    for f in fields(IBSSState):
+        setattr(state, f.name, getattr(out.state, f.name))
+    out.state = state
     if not out.converged:
         warnings.warn(
             f"IBSS did not converge in {settings.max_iter} iterations (last ELBO change "

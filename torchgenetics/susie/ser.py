@@ -6,6 +6,12 @@ and ``d = diag(X^T X)``, so the same code serves individual data, sufficient
 statistics and RSS. Formulas follow susieR (``single_effect_regression`` and
 ``optimize_prior_variance``); the one-dimensional optimiser is Brent's bounded
 minimiser on ``log V`` over ``[-30, 15]``, as R's ``optim(method = "Brent")``.
+
+The formulas are batch-aware: with ``xtr``, ``d`` and ``log_prior`` of shape
+(B, p) and ``V``, ``sigma2`` of shape (B,), :func:`single_effect_regression_batch`
+fits B single effects at once (one per locus of :func:`~torchgenetics.susie.susie_batch`)
+through the same code, and :func:`brent_minimize_batch` runs B Brent searches in
+lock step, each taking exactly the steps the scalar :func:`brent_minimize` takes.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ..errors import InputError
@@ -23,8 +30,10 @@ __all__ = [
     "SERResult",
     "log_prior_weights",
     "single_effect_regression",
+    "single_effect_regression_batch",
     "optimize_prior_variance",
     "brent_minimize",
+    "brent_minimize_batch",
 ]
 
 #: Ways to update the prior variance V of one effect ("none" keeps it fixed).
@@ -52,6 +61,9 @@ class SERResult:
         Prior variance after its update.
     KL : float
         KL divergence of the posterior from the prior, by the SER identity.
+
+    From :func:`single_effect_regression_batch` every field has a leading batch
+    dimension: (B, p) tensors and (B,) tensors for ``lbf_model``, ``V`` and ``KL``.
 
     Examples
     --------
@@ -91,26 +103,52 @@ def log_prior_weights(prior_weights: torch.Tensor) -> torch.Tensor:
     return torch.log(prior_weights + _SQRT_EPS)
 
 
-class _SERStats:
-    """Per-variable z^2 and 1/shat^2 of one SER, reused by every likelihood evaluation."""
+def _rowsum(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+    """Sum over the last dimension in index order (a running sum).
 
-    def __init__(self, xtr: torch.Tensor, d: torch.Tensor, sigma2: float, log_prior: torch.Tensor):
-        # d == 0 (constant or null column): shat2 is infinite and the variable carries no
-        # data, so 1/shat2 = 0 gives lbf = 0 for every V.
+    Trailing zeros (padding) leave the result bit for bit unchanged, so a locus
+    gives the same sums alone as inside a padded batch.
+    """
+    out = torch.cumsum(x, dim=-1)[..., -1:]
+    return out if keepdim else out.squeeze(-1)
+
+
+def _logsumexp(x: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+    """``log sum exp`` over the last dimension, with :func:`_rowsum` (padding with -inf is exact)."""
+    m = x.max(dim=-1, keepdim=True).values  # finite: every row has a variable with finite prior
+    out = torch.log(_rowsum(torch.exp(x - m), keepdim=True)) + m
+    return out if keepdim else out.squeeze(-1)
+
+
+def _col(v):
+    """A per-row value (B,) as a (B, 1) column; Python floats and 0-d tensors pass through."""
+    return v.unsqueeze(-1) if torch.is_tensor(v) and v.dim() > 0 else v
+
+
+class _SERStats:
+    """Per-variable z^2 and 1/shat^2 of one SER (or a batch of them), reused by every
+    likelihood evaluation. ``sigma2`` and ``V`` are floats, or (B,) tensors for (B, p) inputs."""
+
+    def __init__(self, xtr: torch.Tensor, d: torch.Tensor, sigma2, log_prior: torch.Tensor):
+        # d == 0 (constant, null or padding column): shat2 is infinite and the variable
+        # carries no data, so 1/shat2 = 0 gives lbf = 0 for every V.
+        s2 = _col(sigma2)
         informative = d > 0
-        self.inv_shat2 = torch.where(informative, d / sigma2, torch.zeros_like(d))
+        self.inv_shat2 = torch.where(informative, d / s2, torch.zeros_like(d))
         safe_d = torch.where(informative, d, torch.ones_like(d))
-        self.z2 = torch.where(informative, xtr * xtr / (safe_d * sigma2), torch.zeros_like(d))
+        self.z2 = torch.where(informative, xtr * xtr / (safe_d * s2), torch.zeros_like(d))
         self.log_prior = log_prior
 
-    def lbf(self, V: float) -> torch.Tensor:
+    def lbf(self, V) -> torch.Tensor:
         """log N(bhat; 0, V + s2) - log N(bhat; 0, s2) for every variable."""
-        t = V * self.inv_shat2
+        t = _col(V) * self.inv_shat2
         return 0.5 * (self.z2 * (t / (1.0 + t)) - torch.log1p(t))
 
-    def loglik(self, V: float) -> float:
-        """log sum_j pi_j BF_j(V): the SER log marginal likelihood up to a constant."""
-        return float(torch.logsumexp(self.lbf(V) + self.log_prior, dim=0))
+    def loglik(self, V):
+        """log sum_j pi_j BF_j(V): the SER log marginal likelihood up to a constant
+        (a float, or a (B,) tensor for a batch)."""
+        out = _logsumexp(self.lbf(V) + self.log_prior)
+        return float(out) if out.dim() == 0 else out
 
 
 def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
@@ -199,6 +237,98 @@ def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
     return x
 
 
+def brent_minimize_batch(f: Callable[[np.ndarray], np.ndarray], lower: float, upper: float,
+                         size: int, xatol: float = 1e-8, max_eval: int = 500) -> np.ndarray:
+    """Run ``size`` Brent minimisations on ``[lower, upper]`` in lock step.
+
+    Row i takes exactly the steps :func:`brent_minimize` takes on ``f_i`` (same
+    float64 arithmetic, elementwise); a row whose search has ended is frozen while
+    the others continue, so every row ends where its scalar search would.
+
+    Parameters
+    ----------
+    f : callable
+        Maps a (size,) float64 array ``x`` to the (size,) values ``f_i(x_i)``
+        (the values of finished rows are ignored).
+    lower, upper : float
+        Search interval (shared by all rows).
+    size : int
+        Number of rows.
+    xatol : float
+        Absolute tolerance on each minimiser.
+    max_eval : int
+        Maximum number of evaluations per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        (size,) approximate minimisers.
+
+    Examples
+    --------
+    >>> centres = np.array([-3.0, 0.5, 7.0])
+    >>> brent_minimize_batch(lambda x: (x - centres) ** 2, -10.0, 10.0, 3).round(6).tolist()
+    [-3.0, 0.5, 7.0]
+    """
+    golden = 0.5 * (3.0 - math.sqrt(5.0))
+    sqrt_eps = math.sqrt(2.2e-16)
+    a = np.full(size, float(lower))
+    b = np.full(size, float(upper))
+    x = a + golden * (b - a)
+    w, v = x.copy(), x.copy()
+    fx = np.asarray(f(x), dtype=np.float64).copy()
+    fw, fv = fx.copy(), fx.copy()
+    step = np.zeros(size)
+    prev_step = np.zeros(size)
+    n_eval = np.ones(size, dtype=np.int64)
+    mid = 0.5 * (a + b)
+    tol1 = sqrt_eps * np.abs(x) + xatol / 3.0
+    tol2 = 2.0 * tol1
+    active = np.abs(x - mid) > tol2 - 0.5 * (b - a)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        while active.any():
+            # Parabola through (x, fx), (w, fw), (v, fv) where the last step was large enough.
+            par = active & (np.abs(prev_step) > tol1)
+            r = (x - w) * (fx - fv)
+            q = (x - v) * (fx - fw)
+            p = (x - v) * q - (x - w) * r
+            q = 2.0 * (q - r)
+            p = np.where(q > 0.0, -p, p)
+            q = np.abs(q)
+            r = prev_step
+            prev_step = np.where(par, step, prev_step)
+            accept = par & (np.abs(p) < np.abs(0.5 * q * r)) & (q * (a - x) < p) & (p < q * (b - x))
+            step_par = p / q
+            u_par = x + step_par
+            edge = ((u_par - a) < tol2) | ((b - u_par) < tol2)
+            step_par = np.where(edge, tol1 * np.where(mid >= x, 1.0, -1.0), step_par)
+            gold = active & ~accept
+            prev_step = np.where(gold, np.where(x >= mid, a - x, b - x), prev_step)
+            step = np.where(accept, step_par, np.where(gold, golden * prev_step, step))
+            sign = np.where(step >= 0, 1.0, -1.0)
+            u = np.where(active, x + sign * np.maximum(np.abs(step), tol1), x)
+            fu = np.asarray(f(u), dtype=np.float64)
+            n_eval += active
+            better = active & (fu <= fx)
+            worse = active & ~(fu <= fx)
+            a = np.where(better & (u >= x), x, np.where(worse & (u < x), u, a))
+            b = np.where(better & (u < x), x, np.where(worse & (u >= x), u, b))
+            shift_w = worse & ((fu <= fw) | (w == x))
+            shift_v = worse & ~shift_w & ((fu <= fv) | (v == x) | (v == w))
+            v_new = np.where(better | shift_w, w, np.where(shift_v, u, v))
+            fv_new = np.where(better | shift_w, fw, np.where(shift_v, fu, fv))
+            w_new = np.where(better, x, np.where(shift_w, u, w))
+            fw_new = np.where(better, fx, np.where(shift_w, fu, fw))
+            x = np.where(better, u, x)
+            fx = np.where(better, fu, fx)
+            v, fv, w, fw = v_new, fv_new, w_new, fw_new
+            mid = 0.5 * (a + b)
+            tol1 = sqrt_eps * np.abs(x) + xatol / 3.0
+            tol2 = 2.0 * tol1
+            active = active & (n_eval < max_eval) & (np.abs(x - mid) > tol2 - 0.5 * (b - a))
+    return x
+
+
 def optimize_prior_variance(xtr: torch.Tensor, d: torch.Tensor, sigma2: float,
                             log_prior: torch.Tensor, V: float, method: str = "optim",
                             check_null_threshold: float = 0.0,
@@ -241,8 +371,7 @@ def optimize_prior_variance(xtr: torch.Tensor, d: torch.Tensor, sigma2: float,
     >>> optimize_prior_variance(xtr, d, 1.0, lp, V=0.2) > 0.1
     True
     """
-    if method not in PRIOR_METHODS:
-        raise InputError(f"estimate_prior_method must be one of {PRIOR_METHODS[:3]}, got {method!r}")
+    _check_method(method)
     return _update_v(_SERStats(xtr, d, sigma2, log_prior), V, method, check_null_threshold,
                      alpha, mu2)
 
@@ -264,10 +393,64 @@ def _update_v(stats: _SERStats, V: float, method: str, check_null_threshold: flo
     elif method == "EM":
         if alpha is None or mu2 is None:
             raise InputError("the EM update of the prior variance needs alpha and mu2")
-        V = float((alpha * mu2).sum())
+        V = float(_rowsum(alpha * mu2))
     if stats.loglik(0.0) + check_null_threshold >= stats.loglik(V):
         V = 0.0
     return float(V)
+
+
+def _exp_each(log_v: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """``exp`` of each entry with Python's ``math.exp``, as the scalar search takes it."""
+    return torch.tensor([math.exp(t) for t in log_v.tolist()], dtype=like.dtype, device=like.device)
+
+
+def _update_v_batch(stats: _SERStats, V: torch.Tensor, method: str, check_null_threshold: float,
+                    alpha: torch.Tensor | None = None, mu2: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`_update_v` for a batch: V (B,) -> (B,), row by row the same decisions."""
+    if method == "none":
+        return V.clone()
+    if method == "optim":
+        def neg_loglik(log_v: np.ndarray) -> np.ndarray:
+            return (-stats.loglik(_exp_each(log_v, V))).cpu().numpy()
+
+        if V.shape[0] == 1:  # same steps, on Python floats (faster for one row)
+            log_v = np.array([brent_minimize(lambda t: float(neg_loglik(np.array([t]))[0]),
+                                             *_LOG_V_BOUNDS)])
+        else:
+            log_v = brent_minimize_batch(neg_loglik, *_LOG_V_BOUNDS, size=V.shape[0])
+        worse = torch.as_tensor(neg_loglik(log_v) > (-stats.loglik(V)).cpu().numpy(), device=V.device)
+        V = torch.where(worse, V, _exp_each(log_v, V))
+    elif method == "EM":
+        V = _rowsum(alpha * mu2)
+    null = stats.loglik(torch.zeros_like(V)) + check_null_threshold >= stats.loglik(V)
+    return torch.where(null, torch.zeros_like(V), V)
+
+
+def _posterior(stats: _SERStats, xtr: torch.Tensor, d: torch.Tensor, V, sigma2,
+               log_prior: torch.Tensor):
+    """alpha, mu, mu2, lbf, lbf_model and KL of the SER(s) with prior variance V."""
+    lbf = stats.lbf(V)
+    lpo = lbf + log_prior
+    lbf_model = _logsumexp(lpo, keepdim=True)
+    alpha = torch.exp(lpo - lbf_model)
+    lbf_model = lbf_model.squeeze(-1)
+    Vc, s2 = _col(V), _col(sigma2)
+    if torch.is_tensor(Vc):
+        post_var = torch.where(Vc > 0, 1.0 / (1.0 / Vc + d / s2), torch.zeros_like(d))
+    elif Vc > 0:
+        post_var = 1.0 / (1.0 / Vc + d / s2)
+    else:
+        post_var = torch.zeros_like(d)
+    mu = post_var * xtr / s2
+    mu2 = post_var + mu * mu
+    eb, eb2 = alpha * mu, alpha * mu2
+    kl = -lbf_model + _rowsum(eb * xtr) / sigma2 - _rowsum(d * eb2) / (2.0 * sigma2)
+    return alpha, mu, mu2, lbf, lbf_model, kl
+
+
+def _check_method(method: str) -> None:
+    if method not in PRIOR_METHODS:
+        raise InputError(f"estimate_prior_method must be one of {PRIOR_METHODS[:3]}, got {method!r}")
 
 
 def single_effect_regression(xtr: torch.Tensor, d: torch.Tensor, V: float, sigma2: float,
@@ -309,24 +492,57 @@ def single_effect_regression(xtr: torch.Tensor, d: torch.Tensor, V: float, sigma
     >>> bool(res.alpha[0] > 0.99)
     True
     """
-    if method not in PRIOR_METHODS:
-        raise InputError(f"estimate_prior_method must be one of {PRIOR_METHODS[:3]}, got {method!r}")
+    _check_method(method)
     stats = _SERStats(xtr, d, sigma2, log_prior)
     if method in ("optim", "simple"):
         V = _update_v(stats, V, method, check_null_threshold)
-    lbf = stats.lbf(V)
-    lpo = lbf + log_prior
-    lbf_model = torch.logsumexp(lpo, dim=0)
-    alpha = torch.exp(lpo - lbf_model)
-    if V > 0:
-        post_var = 1.0 / (1.0 / V + d / sigma2)
-    else:
-        post_var = torch.zeros_like(d)
-    mu = post_var * xtr / sigma2
-    mu2 = post_var + mu * mu
-    lbf_model = float(lbf_model)
-    eb, eb2 = alpha * mu, alpha * mu2
-    kl = -lbf_model + float(eb @ xtr) / sigma2 - float(d @ eb2) / (2.0 * sigma2)
+    alpha, mu, mu2, lbf, lbf_model, kl = _posterior(stats, xtr, d, V, sigma2, log_prior)
     if method == "EM":
         V = _update_v(stats, V, "EM", check_null_threshold, alpha=alpha, mu2=mu2)
-    return SERResult(alpha=alpha, mu=mu, mu2=mu2, lbf=lbf, lbf_model=lbf_model, V=float(V), KL=kl)
+    return SERResult(alpha=alpha, mu=mu, mu2=mu2, lbf=lbf, lbf_model=float(lbf_model), V=float(V),
+                     KL=float(kl))
+
+
+def single_effect_regression_batch(xtr: torch.Tensor, d: torch.Tensor, V: torch.Tensor,
+                                   sigma2: torch.Tensor, log_prior: torch.Tensor,
+                                   method: str = "none",
+                                   check_null_threshold: float = 0.0) -> SERResult:
+    """Fit B single effects at once, row i exactly as :func:`single_effect_regression` would.
+
+    Rows may be padded: a padding variable has ``d = 0``, ``xtr = 0`` and
+    ``log_prior = -inf``, which gives it ``alpha = 0`` and leaves every other
+    quantity of its row unchanged.
+
+    Parameters
+    ----------
+    xtr, d, log_prior : torch.Tensor
+        (B, p) ``X^T r``, ``diag(X^T X)`` and log prior weights of each row.
+    V, sigma2 : torch.Tensor
+        (B,) prior and residual variances.
+    method : {"optim", "EM", "simple", "none"}
+        Prior-variance update.
+    check_null_threshold : float
+        Threshold of the V = 0 check.
+
+    Returns
+    -------
+    SERResult
+        Fields with a leading batch dimension.
+
+    Examples
+    --------
+    >>> lp = log_prior_weights(torch.ones(2, 2, dtype=torch.float64) / 2)
+    >>> xtr = torch.tensor([[30.0, 3.0], [1.0, 25.0]], dtype=torch.float64)
+    >>> d = torch.full((2, 2), 10.0, dtype=torch.float64)
+    >>> one = torch.ones(2, dtype=torch.float64)
+    >>> single_effect_regression_batch(xtr, d, one, one, lp).alpha.argmax(dim=1).tolist()
+    [0, 1]
+    """
+    _check_method(method)
+    stats = _SERStats(xtr, d, sigma2, log_prior)
+    if method in ("optim", "simple"):
+        V = _update_v_batch(stats, V, method, check_null_threshold)
+    alpha, mu, mu2, lbf, lbf_model, kl = _posterior(stats, xtr, d, V, sigma2, log_prior)
+    if method == "EM":
+        V = _update_v_batch(stats, V, "EM", check_null_threshold, alpha=alpha, mu2=mu2)
+    return SERResult(alpha=alpha, mu=mu, mu2=mu2, lbf=lbf, lbf_model=lbf_model, V=V, KL=kl)
