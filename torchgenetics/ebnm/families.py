@@ -87,6 +87,8 @@ class Family:
     prior_class: ClassVar[type[Prior]] = Prior
     #: +1 when the prior's support is ``mode + [0, inf)`` (sign constraint for flash's init).
     sign: ClassVar[int] = 0
+    #: True for families on a fixed grid (a warm start then keeps the grid).
+    grid: ClassVar[bool] = False
 
     def __init__(self, mode: float | str = 0.0):
         self.mode = _check_mode(mode)
@@ -307,6 +309,8 @@ class PointExponential(_Parametric):
 
 class _GridFamily(Family):
     """Mixtures on a fixed grid: weights by mix-SQP, mode by golden-section search."""
+
+    grid = True
 
     def __init__(self, mode: float | str = 0.0, scale=None):
         super().__init__(mode)

@@ -142,7 +142,7 @@ def smn_scale_grid(
     n = x.shape[-1]
     kl_target = 1.0 / n if kl_target is None else kl_target
     mult = smn_grid_multiplier(float(kl_target))
-    mode = torch.as_tensor(mode, dtype=x.dtype, device=x.device).reshape(-1, 1)
+    mode = torch.as_tensor(mode, dtype=x.dtype, device=x.device).reshape(-1, 1).expand(x.shape[0], 1)
     max_x2 = ((x - mode) ** 2).amax(-1)
     min_s2 = s.expand_as(x).amin(-1) ** 2
     grids = []
@@ -182,7 +182,7 @@ def ashr_scale_grid(
     >>> float(a[0, 0]), round(float(a[0, -1]), 3)
     (0.0, 7.746)
     """
-    mode = torch.as_tensor(mode, dtype=x.dtype, device=x.device).reshape(-1, 1)
+    mode = torch.as_tensor(mode, dtype=x.dtype, device=x.device).reshape(-1, 1).expand(x.shape[0], 1)
     s = s.expand_as(x)
     grids = []
     for b in range(x.shape[0]):

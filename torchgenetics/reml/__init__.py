@@ -23,7 +23,13 @@ True
 """
 
 from .fit import REMLFit
-from .kernels import check_same_samples, grm_stack, grms_from_prefixes, read_genotypes, smile_kernels
+from .kernels import (
+    check_same_samples,
+    grm_stack,
+    grms_from_prefixes,
+    read_genotypes,
+    smile_kernels,
+)
 from .loglik import combine_kernels, reml_loglik
 from .merge import Z_THRESHOLD, MergeResult, reml_merge, z_scores
 from .model import METHODS, reml, resolve_method

@@ -59,7 +59,7 @@ def _as_tensor(value, what, dtype, device) -> torch.Tensor:
     if isinstance(value, (pd.Series, pd.DataFrame)):
         value = value.to_numpy()
     try:
-        t = torch.as_tensor(value.detach() if torch.is_tensor(value) else np.asarray(value, dtype=np.float64))
+        t = torch.as_tensor(value.detach() if torch.is_tensor(value) else np.array(value, dtype=np.float64))
     except (TypeError, ValueError) as err:
         raise InputError(f"{what} must be numeric, could not convert it ({err})") from None
     if not t.is_floating_point():

@@ -22,10 +22,14 @@ import math
 
 import torch
 
+from ..errors import InputError
 from ..linalg import EigenKernel
 from .aireml import Evaluation, Objective
 
 __all__ = ["DenseREML", "SpectralREML"]
+
+_NOT_PD = ("V = sum_g s2_g K_g + s2_e I is not positive definite at variances {}; "
+           "check that every kernel is positive semi-definite")
 
 
 def _chol_logdet(A):
@@ -93,7 +97,7 @@ class DenseREML:
         """Likelihood, score and AI (O(n^3))."""
         parts = self._solve_parts(theta)
         if parts is None:
-            raise ValueError("V is not positive definite at the current variances")
+            raise InputError(_NOT_PD.format(theta.tolist()))
         L, ld_v, VX, LA, ld_a, beta, Py = parts
         Linv = torch.linalg.solve_triangular(L, self._eye, upper=False)
         Vinv = Linv.mT @ Linv
@@ -177,7 +181,7 @@ class SpectralREML:
         """Likelihood, score and AI (O(q p^2))."""
         core = self._core(theta)
         if core is None:
-            raise ValueError("V is not positive definite at the current variances")
+            raise InputError(_NOT_PD.format(theta.tolist()))
         w, wc, LA, ld_a, beta, ypy, ld_v = core
         p, lam, R, gram = self.p, self.lam, self.R, self.gram
         RX = R[:, :p]

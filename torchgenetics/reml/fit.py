@@ -128,7 +128,10 @@ class REMLFit:
     h2_total_mc_se : float
         Monte Carlo SE of ``h2_total`` (NaN for exact fits).
     settings : dict
-        The options the fit ran with, and solver counters.
+        The options the fit ran with (``seed`` is -1 when a ``torch.Generator`` was
+        passed) and solver counters: ``kernel_products`` (each one genotype pass
+        when the kernels share a GRMStack), ``genotype_passes`` (GRMStack only),
+        ``cg_iterations`` per block solve and ``cg_failures`` (stochastic only).
 
     Examples
     --------
@@ -226,7 +229,7 @@ class REMLFit:
         rows = []
         for h in self.history:
             row = {k: v for k, v in h.items() if k != "theta"}
-            for name, v in zip(list(self.names) + ["residual"], h["theta"]):
+            for name, v in zip(list(self.names) + ["residual"], h["theta"], strict=True):
                 row[f"theta_{name}"] = v
             rows.append(row)
         return pd.DataFrame(rows)
@@ -247,10 +250,10 @@ class REMLFit:
         """
         G = self.n_components
         labels = ["G"] if G == 1 else [f"G{g + 1}" for g in range(G)]
-        rows = [(f"V({lab})", float(v), float(s)) for lab, v, s in zip(labels, self.variances[:G], self.se[:G])]
+        rows = [(f"V({lab})", float(v), float(s)) for lab, v, s in zip(labels, self.variances[:G], self.se[:G], strict=True)]
         rows.append(("V(e)", self.residual, float(self.se[-1])))
         rows.append(("Vp", self.vp, self.vp_se))
-        rows += [(f"V({lab})/Vp", float(h), float(s)) for lab, h, s in zip(labels, self.h2, self.h2_se)]
+        rows += [(f"V({lab})/Vp", float(h), float(s)) for lab, h, s in zip(labels, self.h2, self.h2_se, strict=True)]
         if G > 1:
             rows.append(("Sum of V(G)/Vp", self.h2_total, self.h2_total_se))
         rows.append(("logL", self.loglik, self.loglik_se))

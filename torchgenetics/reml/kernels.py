@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import InputError, MissingFileError, SampleError
 from ..io import ComponentSpec, read_components, read_pgen, read_plink
@@ -56,7 +57,7 @@ def check_same_samples(genotypes, labels=None) -> None:
     """
     labels = [f"source {i}" for i in range(len(genotypes))] if labels is None else list(labels)
     ref = genotypes[0].samples[["fid", "iid"]].astype(str).to_numpy()
-    for lab, g in zip(labels[1:], genotypes[1:]):
+    for lab, g in zip(labels[1:], genotypes[1:], strict=True):
         ids = g.samples[["fid", "iid"]].astype(str).to_numpy()
         if ids.shape != ref.shape:
             raise SampleError(f"{lab} has {ids.shape[0]} samples but {labels[0]} has {ref.shape[0]}; "
@@ -127,7 +128,7 @@ def grms_from_prefixes(prefixes, samples=None, names=None, device=None, dtype=No
     check_same_samples(sources, [str(p) for p in prefixes])
     if samples is not None:
         sources = [g.subset(samples=samples) for g in sources]
-    return {nm: GRM(g, device=device, dtype=dtype, resident=resident) for nm, g in zip(names, sources)}
+    return {nm: GRM(g, device=device, dtype=dtype, resident=resident) for nm, g in zip(names, sources, strict=True)}
 
 
 def grm_stack(genotypes, components, names=None, device=None, dtype=None, resident=None,
@@ -176,19 +177,22 @@ def _load_block(block, where):
 
 
 def _check_psd(W, where, tol):
-    w = np.asarray(W, dtype=np.float64)
-    if w.ndim != 2 or w.shape[0] != w.shape[1]:
-        raise InputError(f"{where}: expected a square matrix, got shape {w.shape}")
-    if not np.isfinite(w).all():
+    w = torch.as_tensor(np.array(W, dtype=np.float64))
+    if w.dim() != 2 or w.shape[0] != w.shape[1]:
+        raise InputError(f"{where}: expected a square matrix, got shape {tuple(w.shape)}")
+    if not bool(torch.isfinite(w).all()):
         raise InputError(f"{where}: matrix has non-finite entries (NaN or inf)")
-    if np.abs(w - w.T).max(initial=0.0) > 1e-8 * max(1.0, np.abs(w).max(initial=0.0)):
+    if w.numel() == 0:
+        return
+    scale = max(1.0, float(w.abs().max()))
+    if float((w - w.T).abs().max()) > 1e-8 * scale:
         raise InputError(f"{where}: matrix is not symmetric")
-    eig = np.linalg.eigvalsh(0.5 * (w + w.T)) if w.size else np.zeros(0)
-    scale = max(float(np.abs(eig).max(initial=0.0)), 1e-300)
-    if eig.size and eig.min() < -tol * scale:
+    eig = torch.linalg.eigvalsh(0.5 * (w + w.T))
+    top = max(float(eig.abs().max()), 1e-300)
+    if float(eig.min()) < -tol * top:
         raise InputError(
-            f"{where}: W is not positive semi-definite (smallest eigenvalue {eig.min():.4g}, largest "
-            f"|eigenvalue| {scale:.4g}); a SMILE kernel needs PSD blocks to be a covariance"
+            f"{where}: W is not positive semi-definite (smallest eigenvalue {float(eig.min()):.4g}, "
+            f"largest |eigenvalue| {top:.4g}); a SMILE kernel needs PSD blocks to be a covariance"
         )
 
 
@@ -244,7 +248,7 @@ def smile_kernels(genotypes, groups, names=None, device=None, dtype=None, reside
     if len(names) != len(groups):
         raise InputError(f"{len(names)} names for {len(groups)} SMILE groups")
     m, offset, out = genotypes.n_variants, 0, {}
-    for gi, (name, group) in enumerate(zip(names, groups)):
+    for gi, (name, group) in enumerate(zip(names, groups, strict=True)):
         blocks = []
         for bi, block in enumerate(group):
             where = f"SMILE group {gi} ({name!r}), W block {bi}"

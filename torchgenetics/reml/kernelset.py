@@ -21,7 +21,7 @@ __all__ = ["KernelSet", "as_kernel_set"]
 
 
 def _dense_operator(value, name, dtype, device) -> DenseLinearOperator:
-    t = torch.as_tensor(value.detach() if torch.is_tensor(value) else np.asarray(value, dtype=np.float64))
+    t = torch.as_tensor(value.detach() if torch.is_tensor(value) else np.array(value, dtype=np.float64))
     t = t.to(dtype=dtype, device=device)
     if t.dim() != 2 or t.shape[0] != t.shape[1]:
         raise InputError(f"kernel {name!r} must be a square n x n matrix, got shape {tuple(t.shape)}")
@@ -45,7 +45,7 @@ def _flatten(kernels, names):
     for name, k in items:
         if isinstance(k, GRMStack):
             prefix = f"{name}:" if name is not None else ""
-            out.extend((prefix + c, K) for c, K in zip(k.names, k.components))
+            out.extend((prefix + c, K) for c, K in zip(k.names, k.components, strict=True))
         else:
             out.append((name, k))
     if not out:
@@ -54,7 +54,7 @@ def _flatten(kernels, names):
         names = [str(x) for x in names]
         if len(names) != len(out):
             raise InputError(f"{len(names)} names for {len(out)} kernels (a GRMStack counts once per component)")
-        out = [(nm, k) for nm, (_, k) in zip(names, out)]
+        out = [(nm, k) for nm, (_, k) in zip(names, out, strict=True)]
     default = ["G"] if len(out) == 1 else [f"G{g + 1}" for g in range(len(out))]
     out = [(nm if nm is not None else default[g], k) for g, (nm, k) in enumerate(out)]
     seen = set()
@@ -78,7 +78,8 @@ class KernelSet:
     names : list of str, optional
         Component names (default from dict keys / stack names, else ``G`` or ``G1, G2, ...``).
     dtype, device : optional
-        Working dtype/device (default: the first operator kernel's, else float64 CPU).
+        Working dtype/device. Default dtype: the first operator kernel's, else
+        float64; default device: the first operator's or tensor's, else CPU.
 
     Attributes
     ----------
@@ -98,17 +99,18 @@ class KernelSet:
     def __init__(self, kernels, n: int, names=None, dtype=None, device=None):
         items = _flatten(kernels, names)
         first = next((k for _, k in items if isinstance(k, (LinearOperator, EigenKernel))), None)
+        if isinstance(first, EigenKernel):
+            first = first.eigenvalues
         if dtype is None:
-            dtype = first.eigenvalues.dtype if isinstance(first, EigenKernel) else (
-                first.dtype if first is not None else torch.float64)
+            dtype = first.dtype if first is not None else torch.float64
         if device is None:
-            device = first.eigenvalues.device if isinstance(first, EigenKernel) else (
-                first.device if first is not None else torch.device("cpu"))
+            placed = first if first is not None else next((k for _, k in items if torch.is_tensor(k)), None)
+            device = placed.device if placed is not None else torch.device("cpu")
         self.dtype, self.device, self.n = dtype, torch.device(device), int(n)
         self.names = [nm for nm, _ in items]
         self.eigen = None
         ops = []
-        for g, (nm, k) in enumerate(items):
+        for nm, k in items:
             if isinstance(k, EigenKernel):
                 if len(items) != 1:
                     raise InputError("an EigenKernel can only be used alone (one variance component)")
@@ -190,7 +192,7 @@ class KernelSet:
             Q, lam = self.eigen.eigenvectors, self.eigen.eigenvalues
             return Q @ ((theta[0] * lam).unsqueeze(-1) * (Q.mT @ X))
         if self._stack is None:
-            return sum(t * _mm(k, X) for t, k in zip(theta, self.operators))
+            return sum(t * _mm(k, X) for t, k in zip(theta, self.operators, strict=True))
         full = torch.zeros(self._stack.n_components, dtype=theta.dtype, device=theta.device)
         return self._stack.weighted_matmul(full.index_add(0, self._ids, theta), X)
 

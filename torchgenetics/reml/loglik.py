@@ -130,7 +130,7 @@ def reml_loglik(theta, y, kernels, covariates=None) -> torch.Tensor:
         if K.shape != (n, n):
             raise InputError(f"kernel {g} is {tuple(K.shape)} but y has {n} samples")
     theta = theta.to(dtype=dtype, device=device)
-    V = sum(t * K for t, K in zip(theta[:-1], Ks)) + theta[-1] * torch.eye(n, dtype=dtype, device=device)
+    V = sum(t * K for t, K in zip(theta[:-1], Ks, strict=True)) + theta[-1] * torch.eye(n, dtype=dtype, device=device)
     L, info = torch.linalg.cholesky_ex(V)
     if int(info) != 0:
         raise InputError(f"V is not positive definite at theta = {theta.detach().tolist()}")

@@ -65,7 +65,10 @@ class MergeResult:
 
     Examples
     --------
-    See :func:`reml_merge`.
+    >>> from torchgenetics.reml.fit import _example_fit
+    >>> fit = _example_fit()
+    >>> MergeResult(fit, fit, z_scores(fit), ["G"], [], None, Z_THRESHOLD, False).to_frame().index.tolist()
+    ['G']
     """
 
     fine: REMLFit
@@ -140,6 +143,8 @@ def reml_merge(y, stack: GRMStack, covariates=None, *, threshold=Z_THRESHOLD, ba
     >>> res = reml_merge(ph.y, S)
     >>> res.merged.names[-1] == "background" or not res.weak
     True
+    >>> res.to_frame().columns.tolist()
+    ['variance', 'se', 'z', 'kept']
     """
     if not isinstance(stack, GRMStack):
         raise InputError(f"reml_merge needs a GRMStack of fine components, got {type(stack).__name__}")
@@ -149,8 +154,8 @@ def reml_merge(y, stack: GRMStack, covariates=None, *, threshold=Z_THRESHOLD, ba
     z = z_scores(fine)
     names = list(fine.names)
     keep = [bool(v >= threshold) for v in z.tolist()]
-    kept = [nm for nm, k in zip(names, keep) if k]
-    weak = [nm for nm, k in zip(names, keep) if not k]
+    kept = [nm for nm, k in zip(names, keep, strict=True) if k]
+    weak = [nm for nm, k in zip(names, keep, strict=True) if not k]
     if not weak:
         return MergeResult(fine, fine, z, kept, weak, None, float(threshold), False)
     if background in kept:

@@ -89,6 +89,22 @@ def _initial(init, ks, t, vy, dtype, device) -> torch.Tensor:
     return theta
 
 
+def _check_options(max_iter, tol, param_tol, num_probes, slq_probes, lanczos_steps, precond_rank, cg_tol):
+    checks = [
+        (int(max_iter) >= 1, f"max_iter must be >= 1, got {max_iter}"),
+        (float(tol) > 0, f"tol must be > 0, got {tol}"),
+        (param_tol is None or float(param_tol) > 0, f"param_tol must be > 0, got {param_tol}"),
+        (int(num_probes) >= 2, f"num_probes must be >= 2 (the Monte Carlo SE needs two), got {num_probes}"),
+        (int(slq_probes) >= 2, f"slq_probes must be >= 2 (the Monte Carlo SE needs two), got {slq_probes}"),
+        (int(lanczos_steps) >= 1, f"lanczos_steps must be >= 1, got {lanczos_steps}"),
+        (int(precond_rank) >= 0, f"precond_rank must be >= 0 (0 disables it), got {precond_rank}"),
+        (float(cg_tol) > 0, f"cg_tol must be > 0, got {cg_tol}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise InputError(message)
+
+
 def _inverse(ai: torch.Tensor) -> torch.Tensor:
     L, info = torch.linalg.cholesky_ex(0.5 * (ai + ai.mT))
     if int(info) == 0:
@@ -108,7 +124,7 @@ def _report_counts(report):
 
 
 def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, covariate_names=None,
-         max_iter=50, tol=1e-6, param_tol=None, num_probes=100, slq_probes=30, lanczos_steps=30,
+         max_iter=50, tol=1e-6, param_tol=None, num_probes=100, slq_probes=30, lanczos_steps=25,
          precond_rank=100, cg_tol=1e-8, cg_max_iter=1000, seed=0, device=None, dtype=None,
          report=None, verbose=False) -> REMLFit:
     """Restricted maximum likelihood for ``V = sum_g s2_g K_g + s2_e I``.
@@ -187,6 +203,7 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
     >>> fit.method, fit.converged, 0.0 < fit.h2_total < 1.0
     ('exact-eigh', True, True)
     """
+    _check_options(max_iter, tol, param_tol, num_probes, slq_probes, lanczos_steps, precond_rank, cg_tol)
     n = len(y)
     ks = as_kernel_set(kernels, n, names=names, dtype=dtype, device=device)
     design = prepare_design(y, covariates, covariate_names, dtype=ks.dtype, device=ks.device)
@@ -218,7 +235,7 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
         traces = ks.traces()
     t = traces / n
     if not bool((t > 0).all()):
-        bad = [nm for nm, v in zip(ks.names, t.tolist()) if not v > 0]
+        bad = [nm for nm, v in zip(ks.names, t.tolist(), strict=True) if not v > 0]
         raise InputError(f"kernels {bad} have a non-positive trace; a covariance kernel needs tr(K) > 0")
     resid = yv - X @ torch.linalg.lstsq(X, yv.unsqueeze(1)).solution.squeeze(1)
     vy = float(resid @ resid) / (n - X.shape[1])

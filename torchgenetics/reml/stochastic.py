@@ -23,9 +23,17 @@ import warnings
 
 import torch
 
-from ..linalg import ConvergenceWarning, ProjectedCorePreconditioner, block_cg, make_probes, slq_logdet
+from ..errors import InputError
+from ..linalg import (
+    ConvergenceWarning,
+    ProjectedCorePreconditioner,
+    block_cg,
+    make_probes,
+    slq_logdet,
+)
 from ..memory import available_bytes, dtype_bytes
 from .aireml import Evaluation, Objective
+from .exact import _NOT_PD
 
 __all__ = ["StochasticREML", "build_preconditioner"]
 
@@ -230,14 +238,17 @@ class StochasticREML:
         """Likelihood (SLQ), Hutchinson score with its MC covariance, and exact-solve AI."""
         obj = self.objective(theta)
         if not math.isfinite(obj.value):
-            raise ValueError("V is not positive definite at the current variances")
+            raise InputError(_NOT_PD.format(theta.tolist()))
         loglik_se = self._cache[2]
         op = self._set(theta)
-        p, G = self.p, self.G
+        p = self.p
         B = torch.cat([self.X, self.y.unsqueeze(1), self.Z], 1)
         sol = self._solve(op, B, self._x0_main)
         self._x0_main = sol
-        VX, LA, beta, Py, _ = self._gls(sol[:, : p + 1])
+        gls = self._gls(sol[:, : p + 1])
+        if gls is None:
+            raise InputError(_NOT_PD.format(theta.tolist()))
+        VX, LA, beta, Py, _ = gls
         A_inv = torch.cholesky_inverse(LA)
         KPy = self.kset.stacked(Py.unsqueeze(1))[..., 0]  # (G, n)
         U = torch.cat([KPy.mT, Py.unsqueeze(1)], 1)

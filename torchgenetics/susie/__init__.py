@@ -19,7 +19,12 @@ Examples
 """
 
 from .api import susie, susie_rss, susie_ss
+from .batch import susie_batch
+from .covariates import residualize
 from .fit import SusieFit
+from .loci import Locus, loci_from_regions, loci_from_sumstats, parse_regions, read_regions, read_sumstats
+from .plots import elbo_plot, susie_plot
+from .scan import ScanResult, load_scan, scan
 from .ser import SERResult, single_effect_regression
 from .sets import credible_sets, pip
 
@@ -27,6 +32,19 @@ __all__ = [
     "susie",
     "susie_ss",
     "susie_rss",
+    "susie_batch",
+    "scan",
+    "load_scan",
+    "ScanResult",
+    "Locus",
+    "loci_from_regions",
+    "loci_from_sumstats",
+    "parse_regions",
+    "read_regions",
+    "read_sumstats",
+    "residualize",
+    "susie_plot",
+    "elbo_plot",
     "SusieFit",
     "SERResult",
     "single_effect_regression",

@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..memory import plan_block
 from . import api
 from .fit import SusieFit
-from .ibss import ibss_batch
+from .ibss import _SHARED, ibss_batch
 from .ser import log_prior_weights
 
 __all__ = ["susie_batch"]
@@ -77,8 +77,10 @@ class _Item:
 
     @property
     def group(self):
+        """Loci with equal keys run in one batch: same L, dtype, device and loop settings."""
         data = self.prob.data
-        return (self.L, data.d.dtype, str(data.d.device))
+        settings = api._settings(self.o, data)
+        return (self.L, data.d.dtype, str(data.d.device)) + tuple(getattr(settings, k) for k in _SHARED)
 
 
 def _batch_size(items, batch_size) -> int:
@@ -93,13 +95,18 @@ def _batch_size(items, batch_size) -> int:
 
 def _fit_round(items, batch_size) -> None:
     """One IBSS run (one greedy round) for items sharing L."""
-    for start in range(0, len(items), batch_size):
-        chunk = items[start: start + batch_size]
-        starts = [api._start(it.prob, it.o, it.pi, it.L, it.init) for it in chunk]
-        outs = ibss_batch([it.prob.data for it in chunk], [s[0] for s in starts],
-                          [log_prior_weights(it.pi) for it in chunk], [s[1] for s in starts],
-                          [s[2] for s in starts])
-        for it, out in zip(chunk, outs, strict=True):
+    ready = []
+    for it in items:
+        try:
+            ready.append((it, api._start(it.prob, it.o, it.pi, it.L, it.init)))
+        except InputError as err:
+            it.fit = err
+    for begin in range(0, len(ready), batch_size):
+        chunk = ready[begin: begin + batch_size]
+        outs = ibss_batch([it.prob.data for it, _ in chunk], [st[0] for _, st in chunk],
+                          [log_prior_weights(it.pi) for it, _ in chunk], [st[1] for _, st in chunk],
+                          [st[2] for _, st in chunk])
+        for (it, _), out in zip(chunk, outs, strict=True):
             if isinstance(out, Exception):
                 it.fit = out
                 continue
@@ -134,12 +141,11 @@ def susie_batch(loci, L=10, *, init=None, batch_size=None, on_error: str = "rais
 
     The loci may differ in size (p, and n for individual data) and kind: the
     single-effect regressions are padded and masked, and each locus stops on its
-    own convergence. Options are those
-    of :func:`susie` (individual loci) or :func:`susie_rss` / :func:`susie_ss`
-    (summary loci) and apply to every locus; a dict locus can carry its own
-    (``variable_names``, ``prior_weights``, ``L``, ...). Options that steer the
-    loop itself (``max_iter``, ``tol``, ``estimate_prior_method``, ...) must be
-    the same for all loci of a call.
+    own convergence. Options are those of :func:`susie` (individual loci) or
+    :func:`susie_rss` / :func:`susie_ss` (summary loci) and apply to every
+    locus; a dict locus can carry its own (``variable_names``, ``prior_weights``,
+    ``max_iter``, ...). Loci whose loop settings differ (L, ``max_iter``, ``tol``,
+    prior method, ...) run in separate batches.
 
     Parameters
     ----------

@@ -327,11 +327,23 @@ class SusieFit:
         """
         from ..io.store import load_h5
 
-        content = load_h5(path, format_name=_FORMAT)
+        return cls.from_dict(load_h5(path, format_name=_FORMAT), source=path)
+
+    @classmethod
+    def from_dict(cls, content: dict, source="dict") -> "SusieFit":
+        """Rebuild a fit from :meth:`to_dict` output (e.g. read back from HDF5).
+
+        Examples
+        --------
+        >>> fit = _toy_fit()
+        >>> SusieFit.from_dict(fit.to_dict()).n_iter
+        3
+        """
+        content = dict(content)
         names = {f.name for f in fields(cls)}
         unknown = set(content) - names
         if unknown:
-            raise InputError(f"{path}: unexpected SusieFit fields {sorted(unknown)}")
+            raise InputError(f"{source}: unexpected SusieFit fields {sorted(unknown)}")
         sets = dict(content["sets"])
         sets["cs"] = list(sets.get("cs") or [])
         content["sets"] = sets

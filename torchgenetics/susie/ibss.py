@@ -282,23 +282,32 @@ class _Batch:
         return data.eloglik(er2, self.sigma2[j]) - float(self.KL[:, j].contiguous().sum()), er2
 
 
+def _residual_products(batch: _Batch, k: int, without: list, xtr: torch.Tensor, j: int) -> None:
+    """Fitted values without effect k and ``X^T r`` of locus j, into ``without`` and ``xtr``."""
+    without[j] = batch.fitted[j] - batch.effect_fits[j][k]
+    xtr[j, : batch.p[j]] = batch.backends[j].xtr(without[j])
+
+
 def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
     sigma2 = torch.tensor(batch.sigma2, dtype=batch.d.dtype, device=batch.d.device)
-    for k in range(batch.alpha.shape[0]):
-        xtr = torch.zeros_like(batch.d)
-        without = []
-        for j, data in enumerate(batch.backends):
-            without.append(batch.fitted[j] - batch.effect_fits[j][k])
-            xtr[j, : batch.p[j]] = data.xtr(without[j])
+    L = batch.alpha.shape[0]
+    without = [None] * len(batch.backends)
+    xtr = torch.zeros_like(batch.d)
+    for j in range(len(batch.backends)):
+        _residual_products(batch, 0, without, xtr, j)
+    for k in range(L):
         res = single_effect_regression_batch(xtr, batch.d, batch.V[k], sigma2, batch.log_prior,
                                              settings.prior_method, settings.check_null_threshold)
         batch.alpha[k], batch.mu[k], batch.mu2[k] = res.alpha, res.mu, res.mu2
         batch.V[k], batch.lbf[k], batch.KL[k] = res.V, res.lbf_model, res.KL
         batch.lbf_variable[k] = res.lbf
         b = res.alpha * res.mu
+        xtr = torch.zeros_like(batch.d)
         for j, data in enumerate(batch.backends):
             batch.effect_fits[j][k] = data.effect_fitted(b[j, : batch.p[j]])
             batch.fitted[j] = without[j] + batch.effect_fits[j][k]
+            if k + 1 < L:  # right after the product above, while this locus' data is in cache
+                _residual_products(batch, k + 1, without, xtr, j)
 
 
 def _shared_settings(settings: list[IBSSSettings]) -> IBSSSettings:

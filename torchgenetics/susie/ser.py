@@ -41,6 +41,8 @@ PRIOR_METHODS = ("optim", "EM", "simple", "none")
 # R adds sqrt(.Machine$double.eps) to the prior weights before taking logs.
 _SQRT_EPS = math.sqrt(2.220446049250313e-16)
 _LOG_V_BOUNDS = (-30.0, 15.0)
+# Batched Brent: evaluate every row while more than this fraction is still searching.
+_FULL_EVAL = 0.6
 
 
 @dataclass
@@ -138,6 +140,13 @@ class _SERStats:
         safe_d = torch.where(informative, d, torch.ones_like(d))
         self.z2 = torch.where(informative, xtr * xtr / (safe_d * s2), torch.zeros_like(d))
         self.log_prior = log_prior
+
+    def take(self, rows: torch.Tensor) -> "_SERStats":
+        """The statistics of some rows of a batch."""
+        out = object.__new__(_SERStats)
+        out.inv_shat2, out.z2 = self.inv_shat2.index_select(0, rows), self.z2.index_select(0, rows)
+        out.log_prior = self.log_prior.index_select(0, rows)
+        return out
 
     def lbf(self, V) -> torch.Tensor:
         """log N(bhat; 0, V + s2) - log N(bhat; 0, s2) for every variable."""
@@ -248,8 +257,9 @@ def brent_minimize_batch(f: Callable[[np.ndarray], np.ndarray], lower: float, up
     Parameters
     ----------
     f : callable
-        Maps a (size,) float64 array ``x`` to the (size,) values ``f_i(x_i)``
-        (the values of finished rows are ignored).
+        ``f(x, active)`` maps a (size,) float64 array ``x`` and a boolean mask of
+        the rows still searching to the (size,) values ``f_i(x_i)`` (the values of
+        inactive rows are ignored, so f may skip them).
     lower, upper : float
         Search interval (shared by all rows).
     size : int
@@ -267,7 +277,7 @@ def brent_minimize_batch(f: Callable[[np.ndarray], np.ndarray], lower: float, up
     Examples
     --------
     >>> centres = np.array([-3.0, 0.5, 7.0])
-    >>> brent_minimize_batch(lambda x: (x - centres) ** 2, -10.0, 10.0, 3).round(6).tolist()
+    >>> brent_minimize_batch(lambda x, active: (x - centres) ** 2, -10.0, 10.0, 3).round(6).tolist()
     [-3.0, 0.5, 7.0]
     """
     golden = 0.5 * (3.0 - math.sqrt(5.0))
@@ -276,7 +286,7 @@ def brent_minimize_batch(f: Callable[[np.ndarray], np.ndarray], lower: float, up
     b = np.full(size, float(upper))
     x = a + golden * (b - a)
     w, v = x.copy(), x.copy()
-    fx = np.asarray(f(x), dtype=np.float64).copy()
+    fx = np.asarray(f(x, np.ones(size, dtype=bool)), dtype=np.float64).copy()
     fw, fv = fx.copy(), fx.copy()
     step = np.zeros(size)
     prev_step = np.zeros(size)
@@ -307,7 +317,7 @@ def brent_minimize_batch(f: Callable[[np.ndarray], np.ndarray], lower: float, up
             step = np.where(accept, step_par, np.where(gold, golden * prev_step, step))
             sign = np.where(step >= 0, 1.0, -1.0)
             u = np.where(active, x + sign * np.maximum(np.abs(step), tol1), x)
-            fu = np.asarray(f(u), dtype=np.float64)
+            fu = np.asarray(f(u, active), dtype=np.float64)
             n_eval += active
             better = active & (fu <= fx)
             worse = active & ~(fu <= fx)
@@ -410,8 +420,15 @@ def _update_v_batch(stats: _SERStats, V: torch.Tensor, method: str, check_null_t
     if method == "none":
         return V.clone()
     if method == "optim":
-        def neg_loglik(log_v: np.ndarray) -> np.ndarray:
-            return (-stats.loglik(_exp_each(log_v, V))).cpu().numpy()
+        def neg_loglik(log_v: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+            if active is None or active.mean() > _FULL_EVAL:
+                return (-stats.loglik(_exp_each(log_v, V))).cpu().numpy()
+            # Few rows still searching: evaluate only those (same values, row by row).
+            rows = torch.as_tensor(np.flatnonzero(active), device=V.device)
+            sub = stats.take(rows)
+            out = np.full(log_v.shape, np.nan)
+            out[active] = (-sub.loglik(_exp_each(log_v[active], V))).cpu().numpy()
+            return out
 
         if V.shape[0] == 1:  # same steps, on Python floats (faster for one row)
             log_v = np.array([brent_minimize(lambda t: float(neg_loglik(np.array([t]))[0]),
