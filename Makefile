@@ -20,9 +20,10 @@ demo: $(STAMP)
 	$(VENV)/bin/torchgen demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q --timeout=900 tests
+	$(PY) -m pytest -q --timeout=900 tests --nbmake notebooks
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -78,6 +79,9 @@ def test_tables_and_summary(two):
     assert len(hist) == fit.n_iter + 1 and "theta_residual" in hist
     text = fit.summary()
     assert "exact-cholesky" in text and "chr2" in text and "converged" in text
+    data = json.loads(json.dumps(fit.to_dict()))
+    assert data["names"] == ["chr1", "chr2"] and data["h2"] == fit.h2.tolist()
+    assert data["variances"] == fit.variances.tolist() and data["n"] == 300
 
 
 def test_save_load_and_warm_start(two, tmp_path):

@@ -903,7 +903,7 @@ def write_plink(prefix, dosages, samples=None, variants=None) -> Path:
     X = np.asarray(dosages)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
         raise InputError(f"dosages must be a non-empty 2-D n x m array, got shape {X.shape}")
-    X = X.astype(np.float64, copy=False) if X.dtype.kind != "f" else X
+    X = np.ascontiguousarray(X, dtype=np.float64 if X.dtype.kind != "f" else X.dtype)
     ok = np.isnan(X) | (X == 0) | (X == 1) | (X == 2)
     if not ok.all():
         r, c = np.argwhere(~ok)[0]

@@ -50,14 +50,6 @@ __all__ = [
     "get_family",
 ]
 
-_LOGIT_BOUND = 40.0
-
-
-def _logit(p: torch.Tensor) -> torch.Tensor:
-    p = torch.clamp(p, 1e-300, 1.0)
-    return torch.log(p) - torch.log1p(-torch.clamp(p, max=1.0 - 1e-16))
-
-
 def _check_mode(mode):
     if isinstance(mode, str):
         if mode != "estimate":
@@ -153,6 +145,7 @@ class _Parametric(Family):
         if g_init is not None:
             w0, scale0 = self._unpack(g_init)
             w0, scale0 = w0.to(x), scale0.to(x)
+            # From the point mass alone (w = 0) the slab scale is unidentified: start afresh.
             w0 = torch.where(w0 > 0, w0, torch.full_like(w0, 0.5))
             scale0 = torch.where(scale0 > 0, scale0, self._slab_scale_start(x - mode0.unsqueeze(-1), s))
         else:
@@ -162,9 +155,10 @@ class _Parametric(Family):
         x_span = torch.maximum((x - mode0.unsqueeze(-1)).abs().amax(-1), s.amax(-1))
         cols, lower, upper = [], [], []
         if self.has_point:
-            cols.append(_logit(w0))
-            lower.append(torch.full_like(w0, -_LOGIT_BOUND))
-            upper.append(torch.full_like(w0, _LOGIT_BOUND))
+            # The slab weight itself (not its logit), so that a boundary start can move inwards.
+            cols.append(w0)
+            lower.append(torch.zeros_like(w0))
+            upper.append(torch.ones_like(w0))
         cols.append(torch.log(scale0))
         lower.append(torch.log(1e-6 * s_min))
         upper.append(torch.log(1e3 * x_span + 1e3 * s.amax(-1)))
@@ -180,7 +174,7 @@ class _Parametric(Family):
         def build(theta):
             j = 0
             if self.has_point:
-                w = torch.sigmoid(theta[:, 0])
+                w = theta[:, 0]
                 j = 1
             else:
                 w = torch.ones_like(theta[:, 0])
@@ -347,7 +341,7 @@ class _GridFamily(Family):
     def _solve(self, x, s, mode, g_init):
         grid, mask = self._grid(x, s, mode, g_init)
         ones = torch.ones_like(grid)
-        comp_ll = self._prior(ones, grid, mode)._components(x - mode.unsqueeze(-1), s, moments=False).log_weight
+        comp_ll = self._prior(ones, grid, mode)._components(x - mode.unsqueeze(-1), s, moments=False).log_lik
         row_max = comp_ll.amax(-1)
         x0 = g_init.pi.to(x) if g_init is not None else None
         res = mixsqp(comp_ll, x0=x0, mask=mask, log=True)

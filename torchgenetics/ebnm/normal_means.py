@@ -184,6 +184,9 @@ class Components:
         ``P(eta < -mode | component)``.
     at : torch.Tensor or None
         ``P(eta = -mode | component)`` (non-zero only for point masses).
+    pi, log_lik : torch.Tensor or None
+        The prior weights and component log likelihoods separately (weights kept
+        on the linear scale so that gradients stay finite at zero weights).
     """
 
     log_weight: torch.Tensor
@@ -191,6 +194,8 @@ class Components:
     mean2: torch.Tensor | None = None
     below: torch.Tensor | None = None
     at: torch.Tensor | None = None
+    pi: torch.Tensor | None = None
+    log_lik: torch.Tensor | None = None
 
 
 @dataclass

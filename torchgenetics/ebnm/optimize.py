@@ -94,6 +94,7 @@ def newton_maximize(
         step = torch.ones_like(f)
         accepted = ~active
         new_theta = theta.clone()
+        new_f = f.clone()
         with torch.no_grad():
             for _ in range(40):
                 trial = torch.minimum(torch.maximum(theta + step.unsqueeze(-1) * delta, lower), upper)
@@ -101,10 +102,21 @@ def newton_maximize(
                 gain_t = (g * (trial - theta)).sum(-1)
                 ok = ~accepted & torch.isfinite(ft) & (ft >= f + 1e-4 * torch.clamp(gain_t, min=0.0)) & (ft > f)
                 new_theta = torch.where(ok.unsqueeze(-1), trial, new_theta)
+                new_f = torch.where(ok, ft, new_f)
                 accepted = accepted | ok
                 if bool(accepted.all()):
                     break
                 step = torch.where(accepted, step, 0.5 * step)
+        # A full step that gained more than the quadratic model predicted (an
+        # asymptote or a bound ahead): try a four times longer one as well.
+        with torch.no_grad():
+            full = accepted & active & (step == 1.0)
+            if bool(full.any()):
+                base = new_f
+                far = torch.minimum(torch.maximum(theta + 4.0 * delta, lower), upper)
+                f_far = objective(far)
+                better = full & (base - f >= gain) & torch.isfinite(f_far) & (f_far > base)
+                new_theta = torch.where(better.unsqueeze(-1), far, new_theta)
         stalled = active & ~accepted
         active = active & ~stalled
         theta = new_theta

@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -150,7 +149,10 @@ class Prior:
         -1.2655
         """
         z, s, _ = self._prep(x, s)
-        return torch.logsumexp(self._components(z, s, moments=False).log_weight, dim=-1)
+        comp = self._components(z, s, moments=False)
+        top = comp.log_lik.amax(-1, keepdim=True).detach()
+        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+        return top.squeeze(-1) + torch.log((comp.pi * torch.exp(comp.log_lik - top)).sum(-1))
 
     def posterior(self, x: torch.Tensor, s: torch.Tensor) -> Posterior:
         """Posterior mean, second moment, lfsr and log marginal for ``x, s`` of shape ``(B, n)``.
@@ -169,14 +171,16 @@ class Prior:
         raise TypeError(f"{type(self).__name__} does not define its components")
 
 
-def _normal_components(z, s, log_pi, sd, mode, moments: bool) -> Components:
+def _normal_components(z, s, pi, sd, mode, moments: bool) -> Components:
     """Components ``N(0, sd_c^2)`` (``sd_c = 0`` is a point mass) for z, s of shape (B, n)."""
     z3, s2 = z.unsqueeze(-1), (s * s).unsqueeze(-1)
     sd2 = (sd * sd).unsqueeze(-2)
     total = s2 + sd2
-    log_w = log_pi.unsqueeze(-2) + log_normal_pdf(z3, total)
+    pi = pi.unsqueeze(-2)
+    log_lik = log_normal_pdf(z3, total)
     if not moments:
-        return Components(log_w)
+        return Components(None, pi=pi, log_lik=log_lik)
+    log_w = _log(pi) + log_lik
     shrink = sd2 / total
     mean = shrink * z3
     var = shrink * s2
@@ -188,10 +192,12 @@ def _normal_components(z, s, log_pi, sd, mode, moments: bool) -> Components:
     return Components(log_w, mean, var + mean * mean, below, at)
 
 
-def _point_component(z, s, log_pi0, mode, moments: bool) -> Components:
-    log_w = (log_pi0.unsqueeze(-1) + log_normal_pdf(z, s * s)).unsqueeze(-1)
+def _point_component(z, s, pi0, mode, moments: bool) -> Components:
+    log_lik = log_normal_pdf(z, s * s).unsqueeze(-1)
+    pi = pi0.reshape(-1, 1, 1)
     if not moments:
-        return Components(log_w)
+        return Components(None, pi=pi, log_lik=log_lik)
+    log_w = _log(pi) + log_lik
     zero = torch.zeros_like(log_w)
     cut = -mode.reshape(-1, 1, 1).expand_as(log_w)
     return Components(log_w, zero, zero, _indicator(cut > 0, zero), _indicator(cut == 0, zero))
@@ -200,20 +206,24 @@ def _point_component(z, s, log_pi0, mode, moments: bool) -> Components:
 def _cat(*parts: Components) -> Components:
     def join(name):
         vals = [getattr(p, name) for p in parts]
-        return None if vals[0] is None else torch.cat(vals, dim=-1)
+        if vals[0] is None:
+            return None
+        shape = torch.broadcast_shapes(*(v.shape[:-1] for v in vals))
+        return torch.cat([v.expand(*shape, v.shape[-1]) for v in vals], dim=-1)
 
-    return Components(*(join(n) for n in ("log_weight", "mean", "mean2", "below", "at")))
+    return Components(*(join(n) for n in ("log_weight", "mean", "mean2", "below", "at", "pi", "log_lik")))
 
 
-def _positive_component(z, s, log_pi, rate, sign: float, mode, moments: bool) -> Components:
+def _positive_component(z, s, pi, rate, sign: float, mode, moments: bool) -> Components:
     """``sign * Exp(rate)`` component (a half-Laplace or exponential slab)."""
     rate = rate.unsqueeze(-1)
     zs = sign * z
     m = zs - rate * s * s
-    log_w = log_pi.unsqueeze(-1) + torch.log(rate) + 0.5 * (rate * s) ** 2 - rate * zs
-    log_w = log_w + torch.special.log_ndtr(m / s)
+    log_lik = torch.log(rate) + 0.5 * (rate * s) ** 2 - rate * zs + torch.special.log_ndtr(m / s)
+    pi3 = pi.reshape(-1, 1, 1)
     if not moments:
-        return Components(log_w.unsqueeze(-1))
+        return Components(None, pi=pi3, log_lik=log_lik.unsqueeze(-1))
+    log_w = _log(pi).unsqueeze(-1) + log_lik
     e1, e2 = positive_truncated_moments(m, s)
     # eta = sign * eta' with eta' ~ N(m, s^2) truncated to (0, inf); below = P(eta < -mode)
     d = -sign * mode.unsqueeze(-1).expand_as(z)
@@ -247,9 +257,9 @@ class PointNormalPrior(Prior):
     family: ClassVar[str] = "point_normal"
 
     def _components(self, z, s, moments):
-        log_pi = torch.stack([_log(self.pi0), _log(1.0 - self.pi0)], dim=-1)
+        pi = torch.stack([self.pi0, 1.0 - self.pi0], dim=-1)
         sd = torch.stack([torch.zeros_like(self.sd), self.sd], dim=-1)
-        return _normal_components(z, s, log_pi, sd, self.mode, moments)
+        return _normal_components(z, s, pi, sd, self.mode, moments)
 
 
 @dataclass
@@ -267,7 +277,7 @@ class NormalPrior(Prior):
     family: ClassVar[str] = "normal"
 
     def _components(self, z, s, moments):
-        return _normal_components(z, s, torch.zeros_like(self.sd).unsqueeze(-1), self.sd.unsqueeze(-1), self.mode, moments)
+        return _normal_components(z, s, torch.ones_like(self.sd).unsqueeze(-1), self.sd.unsqueeze(-1), self.mode, moments)
 
 
 @dataclass
@@ -288,9 +298,9 @@ class PointLaplacePrior(Prior):
 
     def _components(self, z, s, moments):
         rate = 1.0 / self.scale
-        half = _log(1.0 - self.pi0) - math.log(2.0)
+        half = 0.5 * (1.0 - self.pi0)
         return _cat(
-            _point_component(z, s, _log(self.pi0), self.mode, moments),
+            _point_component(z, s, self.pi0, self.mode, moments),
             _positive_component(z, s, half, rate, 1.0, self.mode, moments),
             _positive_component(z, s, half, rate, -1.0, self.mode, moments),
         )
@@ -314,8 +324,8 @@ class PointExponentialPrior(Prior):
 
     def _components(self, z, s, moments):
         return _cat(
-            _point_component(z, s, _log(self.pi0), self.mode, moments),
-            _positive_component(z, s, _log(1.0 - self.pi0), 1.0 / self.scale, 1.0, self.mode, moments),
+            _point_component(z, s, self.pi0, self.mode, moments),
+            _positive_component(z, s, 1.0 - self.pi0, 1.0 / self.scale, 1.0, self.mode, moments),
         )
 
 
@@ -336,7 +346,7 @@ class NormalMixturePrior(Prior):
     family: ClassVar[str] = "normal_scale_mixture"
 
     def _components(self, z, s, moments):
-        return _normal_components(z, s, _log(self.pi), self.sd, self.mode, moments)
+        return _normal_components(z, s, self.pi, self.sd, self.mode, moments)
 
 
 @dataclass
@@ -360,12 +370,13 @@ class UniformMixturePrior(Prior):
         point = a == 0
         a_safe = torch.where(point, torch.ones_like(a), a)
         z3, s3 = z.unsqueeze(-1), s.unsqueeze(-1)
-        log_pi = _log(self.pi).unsqueeze(-2)
+        pi = self.pi.unsqueeze(-2)
         lo, hi = -a_safe - z3, a_safe - z3
         log_box = log_ndtr_diff(lo / s3, hi / s3) - torch.log(2.0 * a_safe)
-        log_w = log_pi + torch.where(point, log_normal_pdf(z3, s3 * s3), log_box)
+        log_lik = torch.where(point, log_normal_pdf(z3, s3 * s3), log_box)
         if not moments:
-            return Components(log_w)
+            return Components(None, pi=pi, log_lik=log_lik)
+        log_w = _log(pi) + log_lik
         mean, mean2, log_z = interval_truncated_moments(z3.expand_as(log_w), s3.expand_as(log_w), -a_safe, a_safe)
         cut = (-self.mode).reshape(-1, 1, 1).expand_as(log_w)
         clip = torch.minimum(torch.maximum(cut, -a_safe), a_safe)

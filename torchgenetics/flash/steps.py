@@ -258,7 +258,8 @@ def backfit(
     kset : sequence of int, optional
         Factors to update (all by default).
     extrapolate : bool
-        flashier's extrapolation in sequential sweeps.
+        flashier's extrapolation (momentum) between iterations; applied to
+        parallel iterations too (flashier's parallel backfit has none).
     maxiter : int
         Iterations (sweeps) at most.
     tol : float, optional
@@ -301,7 +302,9 @@ def backfit(
         if not ks:
             converged, used = True, 0
         elif method == "parallel":
-            ws, converged, used, reason = backfit_parallel(ws, ks, tol, int(maxiter), collinear_threshold, record("parallel"))
+            ws, converged, used, reason = backfit_parallel(
+                ws, ks, tol, int(maxiter), collinear_threshold, extrapolate, record("parallel")
+            )
             info["iterations"] = used
             if reason is not None:
                 info["fallback"] = reason

@@ -284,6 +284,21 @@ class REMLFit:
         return (f"REMLFit(method={self.method!r}, n={self.n}, components={self.names}, "
                 f"h2_total={self.h2_total:.4f}, loglik={self.loglik:.4f}, converged={self.converged})")
 
+    def to_dict(self) -> dict:
+        """The fit as plain JSON-ready Python values (lists, floats, strings; NaN kept as NaN).
+
+        Examples
+        --------
+        >>> import json
+        >>> d = _example_fit().to_dict()
+        >>> sorted(d)[:4], "h2" in json.dumps(d)
+        (['ai', 'beta', 'beta_se', 'converged'], True)
+        """
+        out = {}
+        for key, value in asdict(self).items():
+            out[key] = value.tolist() if torch.is_tensor(value) else value
+        return out
+
     # -- persistence --------------------------------------------------------------------------
     def save(self, path) -> None:
         """Write the fit to HDF5 (``load`` reads it back; usable as ``init=`` for a warm start).

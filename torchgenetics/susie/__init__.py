@@ -22,7 +22,15 @@ from .api import susie, susie_rss, susie_ss
 from .batch import susie_batch
 from .covariates import residualize
 from .fit import SusieFit
-from .loci import Locus, loci_from_regions, loci_from_sumstats, parse_regions, read_regions, read_sumstats
+from .loci import (
+    Locus,
+    loci_from_files,
+    loci_from_regions,
+    loci_from_sumstats,
+    parse_regions,
+    read_regions,
+    read_sumstats,
+)
 from .plots import elbo_plot, susie_plot
 from .scan import ScanResult, load_scan, scan
 from .ser import SERResult, single_effect_regression
@@ -39,6 +47,7 @@ __all__ = [
     "Locus",
     "loci_from_regions",
     "loci_from_sumstats",
+    "loci_from_files",
     "parse_regions",
     "read_regions",
     "read_sumstats",

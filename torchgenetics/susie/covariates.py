@@ -15,8 +15,8 @@ from ..errors import InputError
 
 __all__ = ["CovariateProjector", "residualize"]
 
-# A column whose residual sum of squares is below this fraction of its centred sum of
-# squares lies in the covariate space (e.g. a variant constant among the samples): it
+# A column whose residual sum of squares is below this fraction of its sum of squares
+# lies in the covariate space (e.g. a variant constant among the samples): it
 # is set to exactly zero, which SuSiE treats as a variable without data.
 _COLLINEAR = 1e-10
 
@@ -57,10 +57,11 @@ class CovariateProjector:
                              "drop those samples first (torchgenetics.io.align does)")
         ones = torch.ones((C.shape[0], 1), dtype=dtype, device=C.device)
         C = torch.cat([ones, C], dim=1)
-        Q, R = torch.linalg.qr(C)
-        diag = R.diagonal().abs()
-        keep = diag > diag.max() * 1e-10  # drop collinear columns (e.g. a second intercept)
-        self.basis = Q[:, keep]
+        norms = torch.linalg.vector_norm(C, dim=0)
+        C = C[:, norms > 0] / norms[norms > 0]  # unit columns: the rank cut-off ignores units
+        U, s, _ = torch.linalg.svd(C, full_matrices=False)
+        # An orthonormal basis of the span; collinear columns (a second intercept) add nothing.
+        self.basis = U[:, s > s[0] * 1e-10]
         self.n = C.shape[0]
 
     def __call__(self, values: torch.Tensor) -> torch.Tensor:
@@ -73,8 +74,7 @@ class CovariateProjector:
             raise InputError(f"expected {self.n} samples (rows of the covariates), got {values.shape[0]}")
         flat = values.reshape(self.n, -1)
         resid = flat - self.basis @ (self.basis.T @ flat)
-        centred = flat - flat.mean(dim=0)
-        tiny = (resid * resid).sum(dim=0) <= _COLLINEAR * (centred * centred).sum(dim=0)
+        tiny = (resid * resid).sum(dim=0) <= _COLLINEAR * (flat * flat).sum(dim=0)
         resid[:, tiny] = 0.0
         return resid.reshape(values.shape)
 

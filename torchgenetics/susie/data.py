@@ -21,6 +21,11 @@ from linear_operator.operators import LinearOperator
 
 from ..errors import InputError
 
+# IndividualData sweeps an X above this size (bytes) once per effect, in row blocks of
+# about _BLOCK_BYTES, instead of twice (see fitted_and_xtr).
+_FUSE_BYTES = 16 * 2**20
+_BLOCK_BYTES = 2 * 2**20
+
 __all__ = [
     "IndividualData",
     "SuffStatData",
@@ -108,6 +113,12 @@ class _Backend:
         """Expected log-likelihood ``-n/2 log(2 pi sigma2) - ER2 / (2 sigma2)``."""
         return -0.5 * self.n * math.log(2.0 * math.pi * sigma2) - er2 / (2.0 * sigma2)
 
+    def fitted_and_xtr(self, b: torch.Tensor, without: torch.Tensor, next_fit: torch.Tensor):
+        """The fitted values ``f`` of effect ``b``, and ``X^T r`` for the next effect's residual,
+        ``r = y - ((without + f) - next_fit)`` (IBSS moving from one effect to the next)."""
+        fit = self.effect_fitted(b)
+        return fit, self.xtr((without + fit) - next_fit)
+
 
 class IndividualData(_Backend):
     """Individual-level X (n x p) and y with susieR's centring and scaling, applied lazily.
@@ -175,6 +186,29 @@ class IndividualData(_Backend):
         """``X_std^T (y - fitted)``."""
         r = self.y - fitted
         return self._pad((r @ self.X) / self.csd_data - self._shift * r.sum())
+
+    def fitted_and_xtr(self, b: torch.Tensor, without: torch.Tensor, next_fit: torch.Tensor):
+        """``X_std b`` and the next effect's ``X_std^T r`` (see the base class).
+
+        An X larger than the cache is swept once in row blocks for both products
+        (the residual of a block only needs that block's fitted values) instead of
+        twice; a small X takes the two plain products.
+        """
+        if self.X.numel() * self.X.element_size() <= _FUSE_BYTES:
+            return super().fitted_and_xtr(b, without, next_fit)
+        b = self._data_part(b)
+        scaled, shift_b = b / self.csd_data, self._shift @ b
+        rows = max(1, _BLOCK_BYTES // (self.X.shape[1] * self.X.element_size()))
+        fit = torch.empty_like(self.y)
+        r = torch.empty_like(self.y)
+        acc = torch.zeros_like(scaled)
+        for a in range(0, self.n, rows):
+            block = self.X[a: a + rows]
+            fit[a: a + rows] = block @ scaled - shift_b
+            r[a: a + rows] = self.y[a: a + rows] - ((without[a: a + rows] + fit[a: a + rows])
+                                                     - next_fit[a: a + rows])
+            acc += r[a: a + rows] @ block
+        return fit, self._pad(acc / self.csd_data - self._shift * r.sum())
 
     def er2(self, fitted: torch.Tensor, B: torch.Tensor, effect_fits: torch.Tensor,
             postb2: torch.Tensor) -> float:

@@ -282,19 +282,14 @@ class _Batch:
         return data.eloglik(er2, self.sigma2[j]) - float(self.KL[:, j].contiguous().sum()), er2
 
 
-def _residual_products(batch: _Batch, k: int, without: list, xtr: torch.Tensor, j: int) -> None:
-    """Fitted values without effect k and ``X^T r`` of locus j, into ``without`` and ``xtr``."""
-    without[j] = batch.fitted[j] - batch.effect_fits[j][k]
-    xtr[j, : batch.p[j]] = batch.backends[j].xtr(without[j])
-
-
 def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
     sigma2 = torch.tensor(batch.sigma2, dtype=batch.d.dtype, device=batch.d.device)
     L = batch.alpha.shape[0]
     without = [None] * len(batch.backends)
     xtr = torch.zeros_like(batch.d)
-    for j in range(len(batch.backends)):
-        _residual_products(batch, 0, without, xtr, j)
+    for j, data in enumerate(batch.backends):
+        without[j] = batch.fitted[j] - batch.effect_fits[j][0]
+        xtr[j, : batch.p[j]] = data.xtr(without[j])
     for k in range(L):
         res = single_effect_regression_batch(xtr, batch.d, batch.V[k], sigma2, batch.log_prior,
                                              settings.prior_method, settings.check_null_threshold)
@@ -304,10 +299,17 @@ def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
         b = res.alpha * res.mu
         xtr = torch.zeros_like(batch.d)
         for j, data in enumerate(batch.backends):
-            batch.effect_fits[j][k] = data.effect_fitted(b[j, : batch.p[j]])
-            batch.fitted[j] = without[j] + batch.effect_fits[j][k]
-            if k + 1 < L:  # right after the product above, while this locus' data is in cache
-                _residual_products(batch, k + 1, without, xtr, j)
+            # Both products of a locus together, while its data is in cache (or in one pass).
+            if k + 1 < L:
+                fit, xtr_next = data.fitted_and_xtr(b[j, : batch.p[j]], without[j],
+                                                    batch.effect_fits[j][k + 1])
+            else:
+                fit = data.effect_fitted(b[j, : batch.p[j]])
+            batch.effect_fits[j][k] = fit
+            batch.fitted[j] = without[j] + fit
+            if k + 1 < L:
+                without[j] = batch.fitted[j] - batch.effect_fits[j][k + 1]
+                xtr[j, : batch.p[j]] = xtr_next
 
 
 def _shared_settings(settings: list[IBSSSettings]) -> IBSSSettings:

@@ -31,6 +31,7 @@ __all__ = [
     "read_sumstats",
     "loci_from_regions",
     "loci_from_sumstats",
+    "loci_from_files",
 ]
 
 _REGION = re.compile(r"^\s*(?:chr)?([^:\s]+)(?::([\d,]+)-([\d,]+))?\s*$", re.IGNORECASE)
@@ -479,3 +480,67 @@ def loci_from_sumstats(sumstats, ld, n=None, dtype=torch.float64) -> list[Locus]
         loci.append(Locus(f"block{b + 1}", "rss", lambda data=data: data, len(ids),
                           frame.iloc[idx[keep]].reset_index(drop=True)))
     return loci
+
+
+def loci_from_files(*, bfile=None, pfile=None, pheno=None, pheno_name=None, covar=None,
+                    regions=None, sumstats=None, ld=None, n=None):
+    """Loci from files, as the command line gives them.
+
+    Either genotypes (``bfile`` or ``pfile``) with a phenotype (and covariates) and
+    regions, or summary statistics with an LD file.
+
+    Parameters
+    ----------
+    bfile, pfile : str, optional
+        PLINK 1 / PLINK 2 prefix.
+    pheno, covar : str, optional
+        Phenotype and covariate tables (see :func:`torchgenetics.io.align`).
+    pheno_name : str, optional
+        Phenotype column (needed when the file has several).
+    regions : str, sequence of str or pandas.DataFrame
+        Regions (see :func:`parse_regions`); a path to an existing file is read with
+        :func:`read_regions`.
+    sumstats, ld : str, optional
+        Summary statistics table and LD HDF5 file (see :func:`loci_from_sumstats`).
+    n : int, optional
+        GWAS sample size for summary statistics.
+
+    Returns
+    -------
+    loci : list of Locus
+    report : str
+        What was read: samples kept and dropped, or variants matched.
+
+    Raises
+    ------
+    InputError
+        Neither or both kinds of input, or a missing companion file.
+
+    Examples
+    --------
+    >>> from torchgenetics.datasets import example
+    >>> ex = example()
+    >>> loci, report = loci_from_files(bfile=ex.bfile, pheno=ex.pheno, covar=ex.covar,
+    ...                                regions="1:22000000-24000000")
+    >>> loci[0].n_variables, report.splitlines()[0]
+    (122, 'samples: 1000 genotyped, 990 used, 10 dropped')
+    """
+    from ..io import align, read_pgen, read_plink
+
+    genotype_input = bfile is not None or pfile is not None
+    if genotype_input == (sumstats is not None):
+        raise InputError("give either genotypes (--bfile/--pfile with --pheno) or --sumstats with --ld")
+    if sumstats is not None:
+        if ld is None:
+            raise InputError("summary statistics need an LD matrix (--ld LD.h5)")
+        loci = loci_from_sumstats(sumstats, ld, n=n)
+        total = sum(loc.n_variables for loc in loci)
+        return loci, f"summary statistics: {len(loci)} locus/loci, {total} variants with LD"
+    if pheno is None or regions is None:
+        raise InputError("genotype input needs a phenotype (--pheno) and region(s)")
+    genotypes = read_plink(bfile) if bfile is not None else read_pgen(pfile)
+    al = align(genotypes, pheno=pheno, covar=covar, pheno_column=pheno_name)
+    if isinstance(regions, (str, Path)) and Path(regions).is_file():
+        regions = read_regions(regions)
+    loci = loci_from_regions(al.subset(genotypes), al.y, regions, al.covariates)
+    return loci, str(al)

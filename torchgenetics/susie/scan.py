@@ -242,7 +242,7 @@ def scan(loci, L: int = 10, *, first_max_iter: int = 5, max_iter: int = 100,
     >>> X = torch.randn(200, 30, generator=g, dtype=torch.float64)
     >>> signal = X[:, 7] + 0.5 * torch.randn(200, generator=g, dtype=torch.float64)
     >>> noise = torch.randn(200, generator=g, dtype=torch.float64)
-    >>> out = scan([(X, signal), (X, noise)], L=5, first_max_iter=2)
+    >>> out = scan([(X, signal), (X, noise)], L=5, first_max_iter=3)
     >>> out.table[["locus", "status", "n_cs"]].values.tolist()
     [['locus1', 'refit', 1], ['locus2', 'null', 0]]
     """
