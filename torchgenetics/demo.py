@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from torchgenetics.reml.demo import demo_reml
+
 __all__ = ["DEMO_STEPS", "demo_dataset", "demo_alignment", "demo_engine"]
 
 
@@ -90,4 +92,5 @@ DEMO_STEPS = [
     ("Dataset (torchgen info)", demo_dataset),
     ("Samples with phenotype and covariates", demo_alignment),
     ("Engine: matrix-free GRM, PCG and SLQ", demo_engine),
+    ("Heritability: REML, one GRM and two chromosome components", demo_reml),
 ]

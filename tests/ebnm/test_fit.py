@@ -150,6 +150,28 @@ def test_kl_identity_point_normal_closed_form():
     assert float(res.kl) == pytest.approx(expected, rel=1e-10)
 
 
+def _laplace_kl_by_quadrature(xi, si, pi0=0.3, scale=1.1):
+    """KL(q || g) of a point-Laplace posterior, from the densities directly."""
+
+    def lik(t):
+        return math.exp(-0.5 * ((xi - t) / si) ** 2) / (si * math.sqrt(2 * math.pi))
+
+    def slab(t):
+        return (1 - pi0) * math.exp(-abs(t) / scale) / (2 * scale)
+
+    halves = ((-np.inf, 0), (0, np.inf))
+    marg_point = pi0 * lik(0.0)
+    marg = marg_point + sum(integrate.quad(lambda t: slab(t) * lik(t), a, b, epsrel=1e-12)[0] for a, b in halves)
+    q0 = marg_point / marg
+
+    def integrand(t):
+        dens = slab(t) * lik(t) / marg
+        return dens * math.log(dens / slab(t)) if dens > 0 else 0.0
+
+    cont = sum(integrate.quad(integrand, a, b, epsrel=1e-12)[0] for a, b in halves)
+    return q0 * math.log(q0 / pi0) + cont
+
+
 def test_kl_identity_normal_and_laplace_by_quadrature():
     x, s = T([1.5, -0.4]), T([0.8, 1.2])
     g = NormalPrior(T([0.9]), T([0.0]))
@@ -163,18 +185,7 @@ def test_kl_identity_normal_and_laplace_by_quadrature():
     # point-Laplace: KL of the mixture posterior from the prior, integrated directly
     gl = PointLaplacePrior(T([0.3]), T([1.1]), T([0.0]))
     resl = ebnm(x, s, "point_laplace", g_init=gl, fix_g=True)
-    total = 0.0
-    for xi, si in zip(x.tolist(), s.tolist(), strict=True):
-        lik = lambda t, xi=xi, si=si: math.exp(-0.5 * ((xi - t) / si) ** 2) / (si * math.sqrt(2 * math.pi))  # noqa: E731
-        slab = lambda t: 0.7 * math.exp(-abs(t) / 1.1) / 2.2  # noqa: E731
-        marg_point = 0.3 * lik(0.0)
-        marg = marg_point + sum(integrate.quad(lambda t: slab(t) * lik(t), a, b, epsrel=1e-12)[0]
-                                for a, b in ((-np.inf, 0), (0, np.inf)))
-        q0 = marg_point / marg
-        dens = lambda t: slab(t) * lik(t) / marg  # noqa: E731
-        cont = sum(integrate.quad(lambda t: dens(t) * math.log(dens(t) / slab(t)) if dens(t) > 0 else 0.0,
-                                  a, b, epsrel=1e-12)[0] for a, b in ((-np.inf, 0), (0, np.inf)))
-        total += q0 * math.log(q0 / 0.3) + cont
+    total = sum(_laplace_kl_by_quadrature(xi, si) for xi, si in zip(x.tolist(), s.tolist(), strict=True))
     assert float(resl.kl) == pytest.approx(total, rel=1e-7)
 
 

@@ -28,9 +28,9 @@ def _quad_positive_moments(m, sd):
 
     width = sd if m > 0 else min(sd, sd * sd / abs(m)) if m < 0 else sd
     pts = [peak + k * width for k in (1, 5, 20)]
-    z = sum(integrate.quad(dens, a, b, epsabs=0, epsrel=1e-13, limit=200)[0] for a, b in zip([0.0] + pts, pts + [np.inf]))
-    e1 = sum(integrate.quad(lambda t: t * dens(t), a, b, epsabs=0, epsrel=1e-13, limit=200)[0] for a, b in zip([0.0] + pts, pts + [np.inf]))
-    e2 = sum(integrate.quad(lambda t: t * t * dens(t), a, b, epsabs=0, epsrel=1e-13, limit=200)[0] for a, b in zip([0.0] + pts, pts + [np.inf]))
+    z = sum(integrate.quad(dens, a, b, epsabs=0, epsrel=1e-13, limit=200)[0] for a, b in zip([0.0] + pts, pts + [np.inf], strict=True))
+    e1 = sum(integrate.quad(lambda t: t * dens(t), a, b, epsabs=0, epsrel=1e-13, limit=200)[0] for a, b in zip([0.0] + pts, pts + [np.inf], strict=True))
+    e2 = sum(integrate.quad(lambda t: t * t * dens(t), a, b, epsabs=0, epsrel=1e-13, limit=200)[0] for a, b in zip([0.0] + pts, pts + [np.inf], strict=True))
     return e1 / z, e2 / z
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy import integrate, stats
+from scipy import integrate
 
 from torchgenetics.ebnm import (
     NormalMixturePrior,
@@ -70,7 +70,7 @@ def _integrate(f, pieces, x, s):
     for a, b in pieces:
         # split each piece at x so the narrow likelihood peak is never missed
         cuts = [a] + [c for c in (x - 8 * s, x, x + 8 * s) if a < c < b] + [b]
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
             total += integrate.quad(f, lo, hi, epsabs=0, epsrel=1e-11, limit=200)[0]
     return total
 

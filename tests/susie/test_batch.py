@@ -152,5 +152,26 @@ def test_batched_brent_takes_the_scalar_steps():
     scalar = [brent_minimize(lambda x, c=c, k=k: f(x, c, k), -30.0, 15.0)
               for c, k in zip(centres, scales, strict=True)]
     batch = brent_minimize_batch(
-        lambda x, active: np.array([f(*v) for v in zip(x, centres, scales, strict=True)]), -30.0, 15.0, 40)
+        lambda x, rows: np.array([f(*v) for v in zip(x, centres[rows], scales[rows], strict=True)]),
+        -30.0, 15.0, 40)
     assert batch.tolist() == scalar
+
+
+def test_torch_search_path_used_off_cpu(loci, monkeypatch):
+    """The Brent search evaluates with torch off the CPU (numpy on it): same fits up to
+    rounding, and batched still equal to one by one."""
+    from torchgenetics.susie import ser
+
+    numpy_fits = [susie(X, y, L=5) for X, y in loci[:3]]
+    original = ser._LoglikSearch.__init__
+
+    def torch_only(self, stats):
+        original(self, stats)
+        self.numpy = False
+
+    monkeypatch.setattr(ser._LoglikSearch, "__init__", torch_only)
+    one = [susie(X, y, L=5) for X, y in loci[:3]]
+    for a, b, c in zip(one, susie_batch(loci[:3], L=5), numpy_fits, strict=True):
+        assert_same_fit(a, b)
+        assert float((a.pip - c.pip).abs().max()) < 1e-6
+        assert [s.tolist() for s in a.sets["cs"]] == [s.tolist() for s in c.sets["cs"]]

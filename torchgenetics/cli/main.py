@@ -14,7 +14,7 @@ from torchgenetics import __version__
 from torchgenetics.errors import TorchgenError
 
 # Subcommand modules, in the order ``torchgen --help`` lists them.
-SUBCOMMANDS = ("info", "demo")
+SUBCOMMANDS = ("info", "demo", "reml", "deepwas")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,12 +21,14 @@ Examples
 from .batches import CellRows, measure_bytes_per_cell, plan_batch_size
 from .curves import CurveSpec, curve_mean, curve_params, derived_quantities, sample_curve
 from .data import FAMILIES, DreamData, Modality, as_matrix, make_modality, prepare_data
-
+from .files import read_cells, read_counts, write_cells, write_counts
+from .guides import GUIDES, structured_guide
 from .hill import FORMS, additive_hill, hill, inflection_point, nested_hill, polynomial
 from .inference import InferenceResult, run_inference
 from .likelihoods import Family, get_family
 from .memtrack import TensorMemoryTracker
 from .model import BayesDream
+from .plots import plot_hill, plot_losses
 from .priors import PriorReport, baseline_priors, cis_priors, hill_priors
 from .results import CisFit, DreamFit, TechnicalFit, TransFit, load_fit, summarize_draws
 from .sampling import latent_sites, sample_posterior
@@ -71,6 +73,8 @@ __all__ = [
     "sample_posterior",
     "latent_sites",
     "run_inference",
+    "GUIDES",
+    "structured_guide",
     "InferenceResult",
     "CellRows",
     "measure_bytes_per_cell",
@@ -79,4 +83,6 @@ __all__ = [
     "temperature_schedule",
     "simulate_screen",
     "SimulatedScreen",
+    "plot_hill",
+    "plot_losses",
 ]

@@ -205,7 +205,7 @@ def cis_model(data: DreamData, technical=None, *, device=None, dtype=torch.float
     kwargs = {}
     if data.high_moi:
         kwargs["assignment"] = t(data.assignment.toarray())
-        kwargs["ntc_guides"] = torch.as_tensor(data.guides["is_ntc"].to_numpy(), device=device)
+        kwargs["ntc_guides"] = torch.as_tensor(data.guides["is_ntc"].to_numpy(dtype=bool, copy=True), device=device)
     else:
         kwargs["guide_code"] = torch.as_tensor(data.guide_code(), device=device)
     model = CisModel(t(counts), t(sf), t(tech_cells), phi, {"mu_mean": priors["mu_mean"], "mu_sd": priors["mu_sd"]},

@@ -377,17 +377,17 @@ class DreamData:
     @property
     def ntc_mask(self) -> np.ndarray:
         """Boolean mask of non-targeting-control cells."""
-        return self.cells["is_ntc"].to_numpy(dtype=bool)
+        return self.cells["is_ntc"].to_numpy(dtype=bool, copy=True)
 
     @property
     def group_code(self) -> np.ndarray:
         """Technical group of each cell (0 = baseline)."""
-        return self.cells["group_code"].to_numpy(dtype=np.int64)
+        return self.cells["group_code"].to_numpy(dtype=np.int64, copy=True)
 
     @property
     def size_factor(self) -> np.ndarray:
         """Size factor of each cell."""
-        return self.cells["size_factor"].to_numpy(dtype=np.float64)
+        return self.cells["size_factor"].to_numpy(dtype=np.float64, copy=True)
 
     def modality(self, name: str) -> Modality:
         """The named modality, with a clear error for an unknown name.
@@ -462,7 +462,7 @@ class DreamData:
         """
         if self.high_moi:
             raise InputError("cells carry several guides (high MOI): use the assignment matrix")
-        return self.cells["guide_code"].to_numpy(dtype=np.int64)
+        return self.cells["guide_code"].to_numpy(dtype=np.int64, copy=True)
 
 
 def _cell_table(cells: pd.DataFrame, columns: dict) -> pd.DataFrame:

@@ -22,26 +22,15 @@ from typing import Callable
 import pyro
 import torch
 from pyro.distributions.transforms import biject_to
-from pyro.infer.autoguide import AutoNormal, init_to_median
+from pyro.infer.autoguide import AutoNormal
 
 from ..errors import InputError
 from ..optim import OptimConfig, SVIRun, fit_svi
 from .batches import measure_bytes_per_cell, plan_batch_size
-from .sampling import sample_posterior
+from .guides import guide_factory
+from .sampling import latent_sites, sample_posterior
 
-__all__ = ["InferenceResult", "run_inference", "default_guide", "autonormal_params"]
-
-
-def default_guide(model: Callable) -> AutoNormal:
-    """AutoNormal guide started at prior medians with small scales.
-
-    Examples
-    --------
-    >>> import pyro.distributions as dist
-    >>> type(default_guide(lambda: pyro.sample("a", dist.Normal(0.0, 1.0)))).__name__
-    'AutoNormal'
-    """
-    return AutoNormal(model, init_loc_fn=init_to_median(num_samples=15), init_scale=0.05)
+__all__ = ["InferenceResult", "run_inference", "autonormal_params"]
 
 
 @dataclass
@@ -84,8 +73,9 @@ def autonormal_params(guide: AutoNormal) -> dict:
     >>> import pyro.distributions as dist
     >>> def model():
     ...     pyro.sample("a", dist.Normal(torch.tensor(0.0), 1.0))
+    >>> from pyro.infer.autoguide import AutoNormal
     >>> with pyro.get_param_store().scope():
-    ...     g = default_guide(model); _ = g()
+    ...     g = AutoNormal(model); _ = g()
     ...     sorted(autonormal_params(g)["a"])
     ['loc', 'scale']
     """
@@ -107,7 +97,7 @@ def _set_autonormal(guide: AutoNormal, init: dict | None, warm: dict | None) -> 
         loc, _ = guide._get_loc_and_scale(name)
         value = torch.as_tensor(value, dtype=loc.dtype, device=loc.device)
         with torch.no_grad():
-            unconstrained = biject_to(nodes[name]["fn"].support).inv(value.expand(loc.shape))
+            unconstrained = biject_to(nodes[name]["fn"].support).inv(value).expand(loc.shape)
         store[f"{prefix}.locs.{name}"] = unconstrained.detach().clone()
     for name, params in (warm or {}).items():
         if name not in nodes:
@@ -124,7 +114,7 @@ def _set_autonormal(guide: AutoNormal, init: dict | None, warm: dict | None) -> 
 
 def run_inference(model: Callable, n_cells: int, config: OptimConfig, *, batch_size="auto",
                   guide: Callable | None = None, init_values: dict | None = None, warm_start: dict | None = None,
-                  step_kwargs: Callable | None = None, n_samples: int = 500, sample_sites=None, seed: int = 0,
+                  step_kwargs: Callable | None = None, n_samples: int = 500, exclude_sites=(), seed: int = 0,
                   device=None, budget=None, desc: str = "SVI") -> InferenceResult:
     """Plan batches, fit a guide by SVI and draw latent sites, reproducibly.
 
@@ -138,8 +128,9 @@ def run_inference(model: Callable, n_cells: int, config: OptimConfig, *, batch_s
         Optimiser settings.
     batch_size : "auto", int or None
         ``"auto"`` plans from measured memory; None uses every cell each step.
-    guide : callable, optional
-        ``guide(model) -> guide``; default :func:`default_guide`.
+    guide : None, str or callable
+        ``"autonormal"`` (default), ``"structured"`` (see :mod:`~torchgenetics.dream.guides`)
+        or ``guide(model) -> guide``.
     init_values : dict, optional
         Starting values (constrained) of AutoNormal locations.
     warm_start : dict, optional
@@ -148,8 +139,8 @@ def run_inference(model: Callable, n_cells: int, config: OptimConfig, *, batch_s
         Per-step model arguments (e.g. the gate temperature).
     n_samples : int
         Posterior draws.
-    sample_sites : sequence of str, optional
-        Sites to keep (default all latent sites).
+    exclude_sites : sequence of str
+        Latent sites not to draw (e.g. per-cell latents nobody summarises).
     seed : int
         Seed of initialisation, subsampling and draws.
     device : torch.device or str, optional
@@ -176,7 +167,11 @@ def run_inference(model: Callable, n_cells: int, config: OptimConfig, *, batch_s
     >>> abs(float(res.draws["m"].mean()) - 3) < 0.3, res.batch_size
     (True, 50)
     """
-    make_guide = default_guide if guide is None else guide
+    factory, takes_init = guide_factory(guide)
+
+    def make_guide(m):
+        return factory(m, init_values if takes_init else None)
+
     first = step_kwargs(0) if step_kwargs is not None else {}
     last = step_kwargs(config.n_steps - 1) if step_kwargs is not None else {}
     devices = [torch.device(device)] if device is not None and torch.device(device).type == "cuda" else []
@@ -202,7 +197,9 @@ def run_inference(model: Callable, n_cells: int, config: OptimConfig, *, batch_s
             elif warm_start:
                 raise InputError("warm starts need an AutoNormal guide")
             run = fit_svi(model, g, config, kwargs={"subsample_size": size}, step_kwargs=step_kwargs, desc=desc)
-            draws = sample_posterior(g, n_samples, sites=sample_sites, model_kwargs={"subsample_size": None, **last},
+            full = {"subsample_size": None, **last}
+            keep = [name for name in latent_sites(g, full) if name not in set(exclude_sites)]
+            draws = sample_posterior(g, n_samples, sites=keep, model_kwargs=full,
                                      seed=int(seed) + 1, budget=budget, device=device)
             params = autonormal_params(g) if isinstance(g, AutoNormal) else {}
     return InferenceResult(run, draws, params, size, bytes_per_cell)

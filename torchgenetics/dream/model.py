@@ -226,7 +226,7 @@ class BayesDream:
 
     def fit_trans(self, modality: str = "counts", *, form: str = "single", x_true=None, technical: bool = True,
                   gate_prior: float = 0.2, n_scale: float = 3.0, degree: int = 3, prior_cv: float = 1.0,
-                  temperature=(1.0, 0.1), config=None, batch_size="auto", guide=None,
+                  temperature=(1.0, 0.1), x_uncertainty: bool = True, config=None, batch_size="auto", guide=None,
                   init: TransFit | None = None, n_samples: int = 500, seed: int | None = None,
                   **optim) -> TransFit:
         """Fit every trans feature of a modality as a dose-response curve of x_true.
@@ -274,20 +274,24 @@ class BayesDream:
         """
         cfg = as_config(config, **_split_optim(optim))
         seed = self.seed if seed is None else int(seed)
+        x_sd = None
         if x_true is None:
             if self.cis is None:
                 raise InputError("fit_trans needs x_true: run fit_cis first or pass x_true=")
-            x_true = self.cis.x_true
+            l2 = self.cis.draws["log2_x_true"].to(torch.float64)
+            x_true = 2.0 ** l2.mean(0)
+            x_sd = l2.std(0).clamp(min=1e-3).numpy() if x_uncertainty else None
         x_np = x_true.detach().cpu().numpy() if isinstance(x_true, torch.Tensor) else np.asarray(x_true, dtype=float)
         tech_fit = self.technical.get(modality) if technical else None
         model, report = trans_model(self.data, modality, x_np, technical=tech_fit, form=form, gate_prior=gate_prior,
-                                    n_scale=n_scale, degree=degree, prior_cv=prior_cv, device=self.device,
+                                    n_scale=n_scale, degree=degree, prior_cv=prior_cv, x_sd=x_sd, device=self.device,
                                     dtype=self.dtype)
         schedule = temperature_schedule(cfg.n_steps, *temperature)
         res = run_inference(model, model.n_cells, cfg, batch_size=batch_size, guide=guide,
                             init_values=model.init_values(),
                             warm_start=None if init is None else init.guide_params, step_kwargs=schedule,
-                            n_samples=n_samples, seed=seed, device=self.device, desc=f"trans {modality}")
+                            n_samples=n_samples, exclude_sites=("log2_x_true",), seed=seed, device=self.device,
+                            desc=f"trans {modality}")
         mod = self.data.modality(modality)
         priors = {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in model.spec.priors.items()}
         fit = TransFit(

@@ -50,7 +50,8 @@ class PriorReport:
     guide_level : int
         Priors from per-guide means (the normal case).
     overall : int
-        Too few guides with enough cells: percentiles over cells.
+        From cell statistics: percentiles over cells when too few guides have
+        enough cells (trans), or the reference cells (technical baseline).
     median_fallback : int
         No usable observation: median of the other features.
     default_fallback : int
@@ -62,7 +63,7 @@ class PriorReport:
     --------
     >>> r = PriorReport(3, guide_level=2, median_fallback=1, fallback_features=["f3"])
     >>> print(r)
-    priors of 3 features: 2 from guide means, 0 from cell percentiles (too few guides), 1 from the median of other features, 0 from family defaults (f3)
+    priors of 3 features: 2 from guide means, 0 from cell statistics, 1 from the median of other features, 0 from family defaults (f3)
     """
 
     n_features: int
@@ -75,7 +76,7 @@ class PriorReport:
     def __str__(self) -> str:
         text = (
             f"priors of {self.n_features} features: {self.guide_level} from guide means, "
-            f"{self.overall} from cell percentiles (too few guides), {self.median_fallback} from the "
+            f"{self.overall} from cell statistics, {self.median_fallback} from the "
             f"median of other features, {self.default_fallback} from family defaults"
         )
         if self.fallback_features:
@@ -323,7 +324,7 @@ def hill_priors(values: np.ndarray, family: str, assignment, x_true: np.ndarray,
     a_def, v_def = FAMILY_DEFAULTS["proportion" if proportion else "other"]
     A = _fill(q[0], a_def, report, names, count=True)
     V = _fill(q[2] - q[0], v_def, None, names, count=False)
-    scale = _fill(sd, 1.0, None, names, count=False)
+    scale = _fill(sd.reshape(n_feat, -1).mean(1), 1.0, None, names, count=False)
     if family == "multinomial":
         k = values.shape[2]
         comp = _fill(q[1], 1.0 / k, None, names, count=False)

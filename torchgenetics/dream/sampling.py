@@ -160,7 +160,8 @@ def _sample_autonormal(guide: AutoNormal, n_samples, sites, seed, budget, device
     for name, (loc, scale) in params.items():
         transform = biject_to(nodes[name]["fn"].support)
         loc, scale = loc.detach(), scale.detach()
-        draws = torch.empty((n_samples,) + tuple(loc.shape), dtype=loc.dtype, device=loc.device)
+        shape = tuple(transform(loc).shape)  # constrained shape (a simplex has one more entry)
+        draws = torch.empty((n_samples,) + shape, dtype=loc.dtype, device=loc.device)
         for start in range(0, n_samples, chunk):
             stop = min(start + chunk, n_samples)
             eps = torch.randn((stop - start,) + tuple(loc.shape), generator=gen, dtype=loc.dtype,

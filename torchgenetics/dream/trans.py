@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import pyro
+import pyro.distributions as dist
 import torch
 
 from ..errors import InputError
@@ -99,11 +100,14 @@ class TransModel:
     """
 
     def __init__(self, spec: CurveSpec, rows: CellRows, x_true, size_factor, group, tech, noise_priors: dict,
-                 fixed_noise: dict | None = None, denominator: CellRows | None = None):
+                 fixed_noise: dict | None = None, denominator: CellRows | None = None, x_sd=None):
         self.spec = spec
         self.family = spec.family
         self.rows = rows
         self.log_x = torch.log(x_true)
+        # log2 x_true uncertainty per cell: x_true becomes a latent with the cis posterior as prior
+        self.log2_x_loc = None if x_sd is None else self.log_x / math.log(2.0)
+        self.log2_x_sd = x_sd
         self.size_factor = size_factor
         self.group = group.to(torch.long)
         self.tech = tech
@@ -119,7 +123,13 @@ class TransModel:
         params = sample_curve(self.spec, features, temperature)
         noise = fam.sample_noise(features, self.noise_priors, self.fixed_noise)
         with pyro.plate("cells", self.n_cells, subsample_size=subsample_size, dim=-2) as ind:
-            mean = curve_mean(self.spec, params, self.log_x[ind].unsqueeze(-1))
+            if self.log2_x_sd is None:
+                log_x = self.log_x[ind].unsqueeze(-1)
+            else:
+                log2_x = pyro.sample("log2_x_true", dist.Normal(self.log2_x_loc[ind].unsqueeze(-1),
+                                                                self.log2_x_sd[ind].unsqueeze(-1)))
+                log_x = log2_x * math.log(2.0)
+            mean = curve_mean(self.spec, params, log_x)
             t = None if self.tech is None else self.tech[self.group[ind]]
             sf = self.size_factor[ind].unsqueeze(-1) if fam.size_factors else None
             den = None if self.denominator is None else self.denominator(ind)
@@ -186,12 +196,14 @@ class TransModel:
             out["df"] = torch.full_like(ref, 10.0)
         if fam == "negbinom" and not (self.fixed_noise and "phi" in self.fixed_noise):
             out["o"] = torch.full_like(ref, 0.3)
+        if self.log2_x_sd is not None:
+            out["log2_x_true"] = self.log2_x_loc.unsqueeze(-1)
         return out
 
 
 def trans_model(data: DreamData, modality: str, x_true: np.ndarray, *, technical=None, form: str = "single",
                 gate_prior: float = 0.2, n_scale: float = 3.0, degree: int = 3, prior_cv: float = 1.0,
-                min_cells: int = 3, device=None, dtype=torch.float64,
+                min_cells: int = 3, x_sd=None, device=None, dtype=torch.float64,
                 budget=None) -> tuple[TransModel, PriorReport]:
     """Build the trans model of a modality against a given x_true.
 
@@ -282,5 +294,6 @@ def trans_model(data: DreamData, modality: str, x_true: np.ndarray, *, technical
         {"scale": t(cell_sd)},
         fixed,
         None if den is None else CellRows(den, device=device, dtype=dtype, budget=budget),
+        None if x_sd is None else t(np.asarray(x_sd, dtype=np.float64)),
     )
     return model, report

@@ -174,8 +174,9 @@ def mixsqp(
     x = torch.where(empty.unsqueeze(-1), 0.999 * x + 0.001 * uniform, x)
     qp_iter = 4 * K + 10 if max_qp_iter is None else max_qp_iter
     converged = torch.zeros(B, dtype=torch.bool, device=L.device)
-    it = 0
+    n_iter = 0
     for it in range(1, max_iter + 1):
+        n_iter = it
         u = (L @ x.unsqueeze(-1)).squeeze(-1) + 1e-14
         d = w / u
         grad = 1.0 - (L * d.unsqueeze(-1)).sum(1)
@@ -212,5 +213,5 @@ def mixsqp(
     x = x / torch.clamp(x.sum(-1, keepdim=True), min=_TINY)
     obj = mixture_objective(L, x, w)
     if not batched:
-        return MixSQPResult(x[0], obj[0], it, converged[0])
-    return MixSQPResult(x, obj, it, converged)
+        return MixSQPResult(x[0], obj[0], n_iter, converged[0])
+    return MixSQPResult(x, obj, n_iter, converged)

@@ -70,8 +70,9 @@ def newton_maximize(
     theta = torch.minimum(torch.maximum(theta0.detach().clone(), lower), upper)
     active = torch.ones(theta.shape[0], dtype=torch.bool, device=theta.device)
     f = None
-    it = 0
+    n_iter = 0
     for it in range(1, max_iter + 1):
+        n_iter = it
         f, g, hess = _grad_hess(objective, theta)
         bad = ~torch.isfinite(g).all(-1) | ~torch.isfinite(hess).flatten(1).all(-1)
         g = torch.where(bad.unsqueeze(-1), torch.zeros_like(g), g)
@@ -124,4 +125,4 @@ def newton_maximize(
             break
     with torch.no_grad():
         f = objective(theta)
-    return theta, f, it
+    return theta, f, n_iter

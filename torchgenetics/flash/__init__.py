@@ -23,7 +23,17 @@ Examples
 from .api import flash
 from .data import FlashData
 from .fit import FlashFit
-from .steps import add_intercept, backfit, fix_factors, greedy, init, init_factors, nullcheck, remove
+from .plots import plot_elbo_trace, plot_heatmap, plot_scree
+from .steps import (
+    add_intercept,
+    backfit,
+    fix_factors,
+    greedy,
+    init,
+    init_factors,
+    nullcheck,
+    remove,
+)
 
 __all__ = [
     "flash",
@@ -37,4 +47,7 @@ __all__ = [
     "remove",
     "add_intercept",
     "init_factors",
+    "plot_scree",
+    "plot_heatmap",
+    "plot_elbo_trace",
 ]

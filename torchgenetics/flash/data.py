@@ -40,6 +40,8 @@ class FlashData:
         0 constant, 1 one variance per row, 2 one per column, ``None`` only ``S``.
     row_obs, col_obs : torch.Tensor
         Observed entries in each row / column.
+    y2_mean : float
+        Mean of ``Y^2`` over observed entries (sets the scale of variance floors).
     row_names, col_names : list of str or None
         Labels carried to the outputs.
 
@@ -58,6 +60,7 @@ class FlashData:
     col_obs: torch.Tensor
     row_names: list | None = None
     col_names: list | None = None
+    y2_mean: float = 1.0
 
     @property
     def n(self) -> int:
@@ -156,6 +159,7 @@ class FlashData:
                 raise InputError(f"{name} has {len(labels)} labels but Y has {size}")
         mask = observed.to(dtype) if bool(missing.any()) else None
         Y = torch.where(missing, torch.zeros_like(Y), Y)
+        n_obs = int(row_obs.sum())
         return cls(
             Y=Y,
             mask=mask,
@@ -165,6 +169,7 @@ class FlashData:
             col_obs=col_obs.to(dtype),
             row_names=None if row_names is None else [str(r) for r in row_names],
             col_names=None if col_names is None else [str(c) for c in col_names],
+            y2_mean=float((Y * Y).sum()) / n_obs,
         )
 
     @staticmethod

@@ -41,7 +41,7 @@ class ImplicitEngine:
 
     def __init__(self, data: FlashData):
         self.data = data
-        self.YY = float((data.Y * data.Y).sum())
+        self.YY = data.y2_mean * data.n_obs
 
     def refresh(self, M: list[torch.Tensor], M2: list[torch.Tensor]) -> None:
         """Recompute all caches from the current moments ``M = [L, F]``, ``M2 = [L2, F2]``."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 import torch
 
-from ..ebnm import Prior, prior_from_dict
+from ..ebnm import prior_from_dict
 from ..errors import InputError
 from .data import FlashData
 
@@ -108,22 +108,46 @@ class FlashFit:
     # ---- sizes and summaries --------------------------------------------------
     @property
     def n_factors(self) -> int:
-        """Number of factors ``K``."""
+        """Number of factors ``K``.
+
+        Examples
+        --------
+        >>> _toy().n_factors
+        1
+        """
         return int(self.L_pm.shape[1])
 
     @property
     def shape(self) -> tuple[int, int]:
-        """``(n, p)`` of the data."""
+        """``(n, p)`` of the data.
+
+        Examples
+        --------
+        >>> _toy().shape
+        (20, 15)
+        """
         return int(self.L_pm.shape[0]), int(self.F_pm.shape[0])
 
     @property
     def L_psd(self) -> torch.Tensor:
-        """Posterior standard deviations of the loadings."""
+        """Posterior standard deviations of the loadings.
+
+        Examples
+        --------
+        >>> _toy().L_psd.shape
+        torch.Size([20, 1])
+        """
         return torch.sqrt(torch.clamp(self.L_pm2 - self.L_pm**2, min=0.0))
 
     @property
     def F_psd(self) -> torch.Tensor:
-        """Posterior standard deviations of the factors."""
+        """Posterior standard deviations of the factors.
+
+        Examples
+        --------
+        >>> bool((_toy().F_psd >= 0).all())
+        True
+        """
         return torch.sqrt(torch.clamp(self.F_pm2 - self.F_pm**2, min=0.0))
 
     @property
@@ -338,31 +362,61 @@ class FlashFit:
 
     # ---- pipeable steps -------------------------------------------------------
     def greedy(self, *args, **kwargs) -> FlashFit:
-        """:func:`torchgenetics.flash.greedy` on this fit."""
+        """:func:`torchgenetics.flash.greedy` on this fit.
+
+        Examples
+        --------
+        >>> _toy().greedy(K_max=2).n_factors
+        1
+        """
         from . import steps
 
         return steps.greedy(self, *args, **kwargs)
 
     def backfit(self, *args, **kwargs) -> FlashFit:
-        """:func:`torchgenetics.flash.backfit` on this fit."""
+        """:func:`torchgenetics.flash.backfit` on this fit.
+
+        Examples
+        --------
+        >>> _toy().backfit(method="parallel").converged
+        True
+        """
         from . import steps
 
         return steps.backfit(self, *args, **kwargs)
 
     def nullcheck(self, *args, **kwargs) -> FlashFit:
-        """:func:`torchgenetics.flash.nullcheck` on this fit."""
+        """:func:`torchgenetics.flash.nullcheck` on this fit.
+
+        Examples
+        --------
+        >>> _toy().nullcheck().n_factors
+        1
+        """
         from . import steps
 
         return steps.nullcheck(self, *args, **kwargs)
 
     def fix_factors(self, *args, **kwargs) -> FlashFit:
-        """:func:`torchgenetics.flash.fix_factors` on this fit."""
+        """:func:`torchgenetics.flash.fix_factors` on this fit.
+
+        Examples
+        --------
+        >>> _toy().fix_factors([0], mode=0).fixed.tolist()
+        [[True, False]]
+        """
         from . import steps
 
         return steps.fix_factors(self, *args, **kwargs)
 
     def remove(self, *args, **kwargs) -> FlashFit:
-        """:func:`torchgenetics.flash.remove` on this fit."""
+        """:func:`torchgenetics.flash.remove` on this fit.
+
+        Examples
+        --------
+        >>> _toy().remove([0]).n_factors
+        0
+        """
         from . import steps
 
         return steps.remove(self, *args, **kwargs)

@@ -193,7 +193,7 @@ def add_greedy(
         before = ws.elbo()
         tau, sigma2 = ws.tau.clone(), None if ws.sigma2 is None else ws.sigma2.clone()
         k = ws.add_factor(start[0], start[1], families)
-        after = optimize_factor(ws, k, tol, maxiter, None if record is None else (lambda it, e: record(k, it, e)))
+        after = optimize_factor(ws, k, tol, maxiter, None if record is None else (lambda it, e, k=k: record(k, it, e)))
         if ws.is_zero(k) or not after > before + tol:
             ws.drop([k])
             ws.tau, ws.sigma2 = tau, sigma2

@@ -42,8 +42,7 @@ def _counts(data: FlashData) -> torch.Tensor:
 
 
 def _floor(data: FlashData) -> float:
-    scale = float((data.Y * data.Y).sum()) / max(data.n_obs, 1)
-    return 1e-12 * max(scale, 1e-300)
+    return 1e-12 * max(data.y2_mean, 1e-300)
 
 
 def _profile(data: FlashData, er2: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:

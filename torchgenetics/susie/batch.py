@@ -16,8 +16,6 @@ from __future__ import annotations
 import inspect
 import warnings
 
-import torch
-
 from ..errors import InputError
 from ..memory import plan_block
 from . import api
@@ -181,6 +179,7 @@ def susie_batch(loci, L=10, *, init=None, batch_size=None, on_error: str = "rais
 
     Examples
     --------
+    >>> import torch
     >>> g = torch.Generator().manual_seed(0)
     >>> X1 = torch.randn(200, 40, generator=g, dtype=torch.float64)
     >>> X2 = torch.randn(150, 25, generator=g, dtype=torch.float64)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from ..errors import FileFormatError, InputError
 from ..io.store import load_h5, save_h5
@@ -238,6 +237,7 @@ def scan(loci, L: int = 10, *, first_max_iter: int = 5, max_iter: int = 100,
 
     Examples
     --------
+    >>> import torch
     >>> g = torch.Generator().manual_seed(0)
     >>> X = torch.randn(200, 30, generator=g, dtype=torch.float64)
     >>> signal = X[:, 7] + 0.5 * torch.randn(200, generator=g, dtype=torch.float64)
@@ -311,6 +311,7 @@ def load_scan(path) -> ScanResult:
 
     Examples
     --------
+    >>> import torch
     >>> import tempfile, os
     >>> X = torch.eye(6, dtype=torch.float64).repeat(10, 1)
     >>> path = os.path.join(tempfile.mkdtemp(), "scan.h5")

@@ -11,7 +11,8 @@ The formulas are batch-aware: with ``xtr``, ``d`` and ``log_prior`` of shape
 (B, p) and ``V``, ``sigma2`` of shape (B,), :func:`single_effect_regression_batch`
 fits B single effects at once (one per locus of :func:`~torchgenetics.susie.susie_batch`)
 through the same code, and :func:`brent_minimize_batch` runs B Brent searches in
-lock step, each taking exactly the steps the scalar :func:`brent_minimize` takes.
+lock step, each taking exactly the steps the scalar :func:`brent_minimize` takes
+(both drive one search generator).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ PRIOR_METHODS = ("optim", "EM", "simple", "none")
 # R adds sqrt(.Machine$double.eps) to the prior weights before taking logs.
 _SQRT_EPS = math.sqrt(2.220446049250313e-16)
 _LOG_V_BOUNDS = (-30.0, 15.0)
-# Batched Brent: evaluate every row while more than this fraction is still searching.
-_FULL_EVAL = 0.6
+# Batched Brent: once fewer than this fraction of rows still search, evaluate only those.
+_SUBSET_EVAL = 0.6
 
 
 @dataclass
@@ -141,13 +142,6 @@ class _SERStats:
         self.z2 = torch.where(informative, xtr * xtr / (safe_d * s2), torch.zeros_like(d))
         self.log_prior = log_prior
 
-    def take(self, rows: torch.Tensor) -> "_SERStats":
-        """The statistics of some rows of a batch."""
-        out = object.__new__(_SERStats)
-        out.inv_shat2, out.z2 = self.inv_shat2.index_select(0, rows), self.z2.index_select(0, rows)
-        out.log_prior = self.log_prior.index_select(0, rows)
-        return out
-
     def lbf(self, V) -> torch.Tensor:
         """log N(bhat; 0, V + s2) - log N(bhat; 0, s2) for every variable."""
         t = _col(V) * self.inv_shat2
@@ -158,6 +152,110 @@ class _SERStats:
         (a float, or a (B,) tensor for a batch)."""
         out = _logsumexp(self.lbf(V) + self.log_prior)
         return float(out) if out.dim() == 0 else out
+
+
+class _LoglikSearch:
+    """SER log-likelihoods of a batch at trial prior variances, for the Brent search.
+
+    Each evaluation is a handful of elementwise operations on a (B, p) array: on
+    CPU numpy does them (a fraction of torch's per-call overhead, and bit for bit
+    the same values for a row whether it is evaluated alone or within a batch);
+    on other devices torch does.
+    """
+
+    def __init__(self, stats: _SERStats):
+        self.stats = stats
+        self.numpy = stats.z2.device.type == "cpu"
+        if self.numpy:
+            self.inv_shat2 = stats.inv_shat2.numpy()
+            self.z2 = stats.z2.numpy()
+            self.log_prior = stats.log_prior.numpy()
+
+    def __call__(self, V: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """``loglik`` at V (one value per row of ``rows``, default all rows)."""
+        if not self.numpy:
+            t = torch.as_tensor(V, dtype=self.stats.z2.dtype, device=self.stats.z2.device)
+            stats = self.stats
+            if rows is not None:
+                idx = torch.as_tensor(rows, device=t.device)
+                stats = object.__new__(_SERStats)
+                stats.inv_shat2 = self.stats.inv_shat2.index_select(0, idx)
+                stats.z2 = self.stats.z2.index_select(0, idx)
+                stats.log_prior = self.stats.log_prior.index_select(0, idx)
+            return stats.loglik(t).cpu().numpy()
+        inv, z2, lp = self.inv_shat2, self.z2, self.log_prior
+        if rows is not None:
+            inv, z2, lp = inv[rows], z2[rows], lp[rows]
+        t = V[:, None] * inv
+        x = 0.5 * (z2 * (t / (1.0 + t)) - np.log1p(t)) + lp
+        m = x.max(axis=-1, keepdims=True)
+        return (np.log(np.cumsum(np.exp(x - m), axis=-1)[:, -1:]) + m)[:, 0]
+
+
+def _brent_steps(lower: float, upper: float, xatol: float, max_eval: int):
+    """Brent's bounded minimisation as a generator: yields each trial point, receives
+    its function value (``send``), and returns the minimiser (``StopIteration.value``).
+
+    Driving it one point at a time is :func:`brent_minimize`; driving many in lock
+    step, one batched evaluation per step, is :func:`brent_minimize_batch`. Both take
+    exactly the same steps for the same function values.
+    """
+    golden = 0.5 * (3.0 - math.sqrt(5.0))
+    sqrt_eps = math.sqrt(2.2e-16)
+    a, b = lower, upper
+    x = w = v = a + golden * (b - a)
+    fx = fw = fv = yield x
+    step = prev_step = 0.0
+    n_eval = 1
+    mid = 0.5 * (a + b)
+    tol1 = sqrt_eps * abs(x) + xatol / 3.0
+    tol2 = 2.0 * tol1
+    while abs(x - mid) > tol2 - 0.5 * (b - a):
+        use_golden = True
+        if abs(prev_step) > tol1:
+            # Try a parabola through (x, fx), (w, fw), (v, fv).
+            r = (x - w) * (fx - fv)
+            q = (x - v) * (fx - fw)
+            p = (x - v) * q - (x - w) * r
+            q = 2.0 * (q - r)
+            if q > 0.0:
+                p = -p
+            q = abs(q)
+            r, prev_step = prev_step, step
+            if abs(p) < abs(0.5 * q * r) and q * (a - x) < p < q * (b - x):
+                use_golden = False
+                step = p / q
+                u = x + step
+                if (u - a) < tol2 or (b - u) < tol2:
+                    step = tol1 * (1.0 if mid >= x else -1.0)
+        if use_golden:
+            prev_step = (a - x) if x >= mid else (b - x)
+            step = golden * prev_step
+        sign = 1.0 if step >= 0 else -1.0
+        u = x + sign * max(abs(step), tol1)
+        fu = yield u
+        n_eval += 1
+        if fu <= fx:
+            if u >= x:
+                a = x
+            else:
+                b = x
+            v, fv, w, fw, x, fx = w, fw, x, fx, u, fu
+        else:
+            if u < x:
+                a = u
+            else:
+                b = u
+            if fu <= fw or w == x:
+                v, fv, w, fw = w, fw, u, fu
+            elif fu <= fv or v == x or v == w:
+                v, fv = u, fu
+        mid = 0.5 * (a + b)
+        tol1 = sqrt_eps * abs(x) + xatol / 3.0
+        tol2 = 2.0 * tol1
+        if n_eval >= max_eval:
+            break
+    return x
 
 
 def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
@@ -188,78 +286,29 @@ def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
     >>> round(brent_minimize(lambda x: (x - 1.5) ** 2, -10.0, 10.0), 6)
     1.5
     """
-    golden = 0.5 * (3.0 - math.sqrt(5.0))
-    sqrt_eps = math.sqrt(2.2e-16)
-    a, b = lower, upper
-    x = w = v = a + golden * (b - a)
-    fx = fw = fv = f(x)
-    step = prev_step = 0.0
-    n_eval = 1
-    mid = 0.5 * (a + b)
-    tol1 = sqrt_eps * abs(x) + xatol / 3.0
-    tol2 = 2.0 * tol1
-    while abs(x - mid) > tol2 - 0.5 * (b - a):
-        use_golden = True
-        if abs(prev_step) > tol1:
-            # Try a parabola through (x, fx), (w, fw), (v, fv).
-            r = (x - w) * (fx - fv)
-            q = (x - v) * (fx - fw)
-            p = (x - v) * q - (x - w) * r
-            q = 2.0 * (q - r)
-            if q > 0.0:
-                p = -p
-            q = abs(q)
-            r, prev_step = prev_step, step
-            if abs(p) < abs(0.5 * q * r) and q * (a - x) < p < q * (b - x):
-                use_golden = False
-                step = p / q
-                u = x + step
-                if (u - a) < tol2 or (b - u) < tol2:
-                    step = tol1 * (1.0 if mid >= x else -1.0)
-        if use_golden:
-            prev_step = (a - x) if x >= mid else (b - x)
-            step = golden * prev_step
-        sign = 1.0 if step >= 0 else -1.0
-        u = x + sign * max(abs(step), tol1)
-        fu = f(u)
-        n_eval += 1
-        if fu <= fx:
-            if u >= x:
-                a = x
-            else:
-                b = x
-            v, fv, w, fw, x, fx = w, fw, x, fx, u, fu
-        else:
-            if u < x:
-                a = u
-            else:
-                b = u
-            if fu <= fw or w == x:
-                v, fv, w, fw = w, fw, u, fu
-            elif fu <= fv or v == x or v == w:
-                v, fv = u, fu
-        mid = 0.5 * (a + b)
-        tol1 = sqrt_eps * abs(x) + xatol / 3.0
-        tol2 = 2.0 * tol1
-        if n_eval >= max_eval:
-            break
-    return x
+    search = _brent_steps(lower, upper, xatol, max_eval)
+    x = next(search)
+    try:
+        while True:
+            x = search.send(f(x))
+    except StopIteration as done:
+        return done.value
 
 
-def brent_minimize_batch(f: Callable[[np.ndarray], np.ndarray], lower: float, upper: float,
-                         size: int, xatol: float = 1e-8, max_eval: int = 500) -> np.ndarray:
+def brent_minimize_batch(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lower: float,
+                         upper: float, size: int, xatol: float = 1e-8,
+                         max_eval: int = 500) -> np.ndarray:
     """Run ``size`` Brent minimisations on ``[lower, upper]`` in lock step.
 
-    Row i takes exactly the steps :func:`brent_minimize` takes on ``f_i`` (same
-    float64 arithmetic, elementwise); a row whose search has ended is frozen while
+    Row i takes exactly the steps :func:`brent_minimize` takes on ``f_i`` (the same
+    search code, fed row i's values); rows whose search has ended drop out while
     the others continue, so every row ends where its scalar search would.
 
     Parameters
     ----------
     f : callable
-        ``f(x, active)`` maps a (size,) float64 array ``x`` and a boolean mask of
-        the rows still searching to the (size,) values ``f_i(x_i)`` (the values of
-        inactive rows are ignored, so f may skip them).
+        ``f(x, rows)`` maps the trial points ``x`` (float64 array) of the rows
+        ``rows`` (int array) to their values ``f_i(x_i)``.
     lower, upper : float
         Search interval (shared by all rows).
     size : int
@@ -277,66 +326,22 @@ def brent_minimize_batch(f: Callable[[np.ndarray], np.ndarray], lower: float, up
     Examples
     --------
     >>> centres = np.array([-3.0, 0.5, 7.0])
-    >>> brent_minimize_batch(lambda x, active: (x - centres) ** 2, -10.0, 10.0, 3).round(6).tolist()
+    >>> brent_minimize_batch(lambda x, rows: (x - centres[rows]) ** 2, -10.0, 10.0, 3).round(6).tolist()
     [-3.0, 0.5, 7.0]
     """
-    golden = 0.5 * (3.0 - math.sqrt(5.0))
-    sqrt_eps = math.sqrt(2.2e-16)
-    a = np.full(size, float(lower))
-    b = np.full(size, float(upper))
-    x = a + golden * (b - a)
-    w, v = x.copy(), x.copy()
-    fx = np.asarray(f(x, np.ones(size, dtype=bool)), dtype=np.float64).copy()
-    fw, fv = fx.copy(), fx.copy()
-    step = np.zeros(size)
-    prev_step = np.zeros(size)
-    n_eval = np.ones(size, dtype=np.int64)
-    mid = 0.5 * (a + b)
-    tol1 = sqrt_eps * np.abs(x) + xatol / 3.0
-    tol2 = 2.0 * tol1
-    active = np.abs(x - mid) > tol2 - 0.5 * (b - a)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        while active.any():
-            # Parabola through (x, fx), (w, fw), (v, fv) where the last step was large enough.
-            par = active & (np.abs(prev_step) > tol1)
-            r = (x - w) * (fx - fv)
-            q = (x - v) * (fx - fw)
-            p = (x - v) * q - (x - w) * r
-            q = 2.0 * (q - r)
-            p = np.where(q > 0.0, -p, p)
-            q = np.abs(q)
-            r = prev_step
-            prev_step = np.where(par, step, prev_step)
-            accept = par & (np.abs(p) < np.abs(0.5 * q * r)) & (q * (a - x) < p) & (p < q * (b - x))
-            step_par = p / q
-            u_par = x + step_par
-            edge = ((u_par - a) < tol2) | ((b - u_par) < tol2)
-            step_par = np.where(edge, tol1 * np.where(mid >= x, 1.0, -1.0), step_par)
-            gold = active & ~accept
-            prev_step = np.where(gold, np.where(x >= mid, a - x, b - x), prev_step)
-            step = np.where(accept, step_par, np.where(gold, golden * prev_step, step))
-            sign = np.where(step >= 0, 1.0, -1.0)
-            u = np.where(active, x + sign * np.maximum(np.abs(step), tol1), x)
-            fu = np.asarray(f(u, active), dtype=np.float64)
-            n_eval += active
-            better = active & (fu <= fx)
-            worse = active & ~(fu <= fx)
-            a = np.where(better & (u >= x), x, np.where(worse & (u < x), u, a))
-            b = np.where(better & (u < x), x, np.where(worse & (u >= x), u, b))
-            shift_w = worse & ((fu <= fw) | (w == x))
-            shift_v = worse & ~shift_w & ((fu <= fv) | (v == x) | (v == w))
-            v_new = np.where(better | shift_w, w, np.where(shift_v, u, v))
-            fv_new = np.where(better | shift_w, fw, np.where(shift_v, fu, fv))
-            w_new = np.where(better, x, np.where(shift_w, u, w))
-            fw_new = np.where(better, fx, np.where(shift_w, fu, fw))
-            x = np.where(better, u, x)
-            fx = np.where(better, fu, fx)
-            v, fv, w, fw = v_new, fv_new, w_new, fw_new
-            mid = 0.5 * (a + b)
-            tol1 = sqrt_eps * np.abs(x) + xatol / 3.0
-            tol2 = 2.0 * tol1
-            active = active & (n_eval < max_eval) & (np.abs(x - mid) > tol2 - 0.5 * (b - a))
-    return x
+    searches = [_brent_steps(lower, upper, xatol, max_eval) for _ in range(size)]
+    trial = {i: next(s) for i, s in enumerate(searches)}
+    result = np.empty(size)
+    while trial:
+        rows = np.fromiter(trial, dtype=np.int64, count=len(trial))
+        values = f(np.array([trial[i] for i in rows.tolist()]), rows).tolist()
+        for i, value in zip(rows.tolist(), values, strict=True):
+            try:
+                trial[i] = searches[i].send(value)
+            except StopIteration as done:
+                result[i] = done.value
+                del trial[i]
+    return result
 
 
 def optimize_prior_variance(xtr: torch.Tensor, d: torch.Tensor, sigma2: float,
@@ -409,9 +414,9 @@ def _update_v(stats: _SERStats, V: float, method: str, check_null_threshold: flo
     return float(V)
 
 
-def _exp_each(log_v: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+def _exp_each(log_v: np.ndarray) -> np.ndarray:
     """``exp`` of each entry with Python's ``math.exp``, as the scalar search takes it."""
-    return torch.tensor([math.exp(t) for t in log_v.tolist()], dtype=like.dtype, device=like.device)
+    return np.array([math.exp(t) for t in log_v.tolist()], dtype=np.float64)
 
 
 def _update_v_batch(stats: _SERStats, V: torch.Tensor, method: str, check_null_threshold: float,
@@ -419,28 +424,29 @@ def _update_v_batch(stats: _SERStats, V: torch.Tensor, method: str, check_null_t
     """:func:`_update_v` for a batch: V (B,) -> (B,), row by row the same decisions."""
     if method == "none":
         return V.clone()
+    search = _LoglikSearch(stats)
     if method == "optim":
-        def neg_loglik(log_v: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
-            if active is None or active.mean() > _FULL_EVAL:
-                return (-stats.loglik(_exp_each(log_v, V))).cpu().numpy()
-            # Few rows still searching: evaluate only those (same values, row by row).
-            rows = torch.as_tensor(np.flatnonzero(active), device=V.device)
-            sub = stats.take(rows)
-            out = np.full(log_v.shape, np.nan)
-            out[active] = (-sub.loglik(_exp_each(log_v[active], V))).cpu().numpy()
-            return out
+        size = V.shape[0]
 
-        if V.shape[0] == 1:  # same steps, on Python floats (faster for one row)
-            log_v = np.array([brent_minimize(lambda t: float(neg_loglik(np.array([t]))[0]),
-                                             *_LOG_V_BOUNDS)])
-        else:
-            log_v = brent_minimize_batch(neg_loglik, *_LOG_V_BOUNDS, size=V.shape[0])
-        worse = torch.as_tensor(neg_loglik(log_v) > (-stats.loglik(V)).cpu().numpy(), device=V.device)
-        V = torch.where(worse, V, _exp_each(log_v, V))
+        def neg_loglik(log_v: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+            if rows is None or rows.shape[0] == size:
+                return -search(_exp_each(log_v))
+            if rows.shape[0] > _SUBSET_EVAL * size:  # cheaper than gathering the rows
+                V_all = np.ones(size)
+                V_all[rows] = _exp_each(log_v)
+                return -search(V_all)[rows]
+            return -search(_exp_each(log_v), rows)
+
+        log_v = brent_minimize_batch(neg_loglik, *_LOG_V_BOUNDS, size=size)
+        current = V.cpu().numpy().astype(np.float64)
+        # Keep the current value when the optimum is no better (susieR does the same).
+        new = np.where(neg_loglik(log_v) > -search(current), current, _exp_each(log_v))
     elif method == "EM":
-        V = _rowsum(alpha * mu2)
-    null = stats.loglik(torch.zeros_like(V)) + check_null_threshold >= stats.loglik(V)
-    return torch.where(null, torch.zeros_like(V), V)
+        new = _rowsum(alpha * mu2).cpu().numpy()
+    else:
+        new = V.cpu().numpy().astype(np.float64)
+    null = search(np.zeros_like(new)) + check_null_threshold >= search(new)
+    return torch.as_tensor(np.where(null, 0.0, new), dtype=V.dtype, device=V.device)
 
 
 def _posterior(stats: _SERStats, xtr: torch.Tensor, d: torch.Tensor, V, sigma2,

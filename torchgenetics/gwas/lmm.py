@@ -1,0 +1,282 @@
+"""Mixed-model GWAS: the BOLT-LMM-inf / GRAMMAR-gamma score test with LOCO kernels.
+
+With ``V = s2g K + s2e I`` from a REML fit, covariates ``C`` (intercept included)
+and ``P = V^-1 - V^-1 C (C'V^-1 C)^-1 C'V^-1``, the score statistic of a variant
+``x`` is ``chi2 = (x'Py)^2 / (x'Px)``. ``Py`` is one block PCG solve per kernel
+(``V^-1 [y~ | C]``, never forming ``V^-1``), so the numerator of every variant
+comes from one pass over the genotypes. The denominator would need a solve per
+variant; instead ``x'Px = gamma x~'x~`` with ``x~`` the covariate-residualized
+genotype and ``gamma`` the mean of ``x'Px / x~'x~`` over a seeded random subset of
+variants (GRAMMAR-gamma; BOLT-LMM's calibration of its infinitesimal statistic).
+
+Leave-one-chromosome-out (LOCO): the variants of chromosome ``c`` are tested with
+the kernel of all other chromosomes (``V_{-c}``, its own ``Py`` and ``gamma``), so
+a variant's own effect is not absorbed into the polygenic term.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from ..errors import InputError, PhenotypeError
+from .blocks import centred_products
+from .covariance import LocoCovariance
+from .design import as_covariates, as_phenotypes, covariate_basis
+from .marginal import variant_table
+from .pvalues import chi2_log10_pvalue, chi2_pvalue
+from .result import GWASResult
+
+__all__ = ["lmm_gwas", "calibration_variants"]
+
+
+def calibration_variants(chrom: np.ndarray, candidates: np.ndarray, groups: list, total: int,
+                         minimum: int = 3, seed=0) -> dict:
+    """Random variants per kernel group for the calibration ratio.
+
+    Parameters
+    ----------
+    chrom : numpy.ndarray of str
+        Chromosome of every variant.
+    candidates : numpy.ndarray of int
+        Positions eligible (polymorphic, tested).
+    groups : list of str
+        Kernel groups (chromosomes, or ``["all"]``).
+    total : int
+        Variants overall, split over the groups in proportion to their size.
+    minimum : int, default 3
+        At least this many per group (when it has them).
+    seed : int
+
+    Returns
+    -------
+    dict
+        Group -> sorted int64 positions.
+
+    Examples
+    --------
+    >>> chrom = np.array(["1"] * 10 + ["2"] * 10)
+    >>> picks = calibration_variants(chrom, np.arange(20), ["1", "2"], total=6, seed=0)
+    >>> [len(v) for v in picks.values()]
+    [3, 3]
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for g in groups:
+        pool = candidates if g == "all" else candidates[chrom[candidates] == g]
+        share = max(minimum, int(round(total * pool.size / max(candidates.size, 1))))
+        pick = rng.choice(pool, size=min(share, pool.size), replace=False) if pool.size else pool
+        out[g] = np.sort(pick).astype(np.int64)
+    return out
+
+
+def _centred(genotypes, positions: np.ndarray, Q: torch.Tensor, device, dtype):
+    """Mean-imputed centred genotypes of some variants, and their covariate residuals."""
+    X = torch.as_tensor(genotypes.read(variants=positions), dtype=dtype, device=device)
+    mean = torch.nanmean(X, dim=0)
+    Xc = torch.nan_to_num(X - mean, nan=0.0)
+    return Xc, Xc - Q @ (Q.T @ Xc)
+
+
+def _group_solve(cov, group, leave_out, y_res, C, X_res, tol, max_iter):
+    """``Py`` and the calibration ratios ``x'Px / x~'x~`` for one kernel."""
+    p = C.shape[1]
+    B = torch.cat([y_res.unsqueeze(1), C, X_res], dim=1)
+    S = cov.solve(B, leave_out=leave_out, tol=tol, max_iter=max_iter)
+    vy, vc, vx = S[:, 0], S[:, 1:1 + p], S[:, 1 + p:]
+    A = C.T @ vc
+    L = torch.linalg.cholesky(0.5 * (A + A.T))
+    proj = torch.cholesky_solve(C.T @ torch.cat([vy.unsqueeze(1), vx], dim=1), L)
+    py = vy - vc @ proj[:, 0]
+    xpx = (X_res * vx).sum(0) - ((C.T @ vx) * proj[:, 1:]).sum(0)
+    ratio = xpx / X_res.square().sum(0)
+    return py, ratio
+
+
+def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_calibration: int = 30,
+             phenotype_name=None, covariate_names=None, variants=None, precond_rank: int = 64,
+             cg_tol: float = 1e-7, cg_max_iter: int = 1000, block_size=None, seed=0, device=None,
+             dtype=torch.float64, reml_options=None, verbose: bool = False) -> GWASResult:
+    """Mixed-model association test (score test with a calibrated denominator, LOCO).
+
+    Parameters
+    ----------
+    genotypes : Genotypes
+        Samples in the order of ``y``; every polymorphic variant enters the GRM.
+    y : array-like, torch.Tensor or Series
+        ``(n,)`` phenotype without missing values (drop those samples first).
+    covariates : array-like, torch.Tensor or DataFrame, optional
+        ``(n, c)``; an intercept is added unless a constant column is present.
+    fit : REMLFit, optional
+        Variance components to use (e.g. ``REMLFit.load("fit.h5")``) from a fit on
+        these samples; its genetic variance is ``sum_g s2_g tr(K_g)/n``. Default:
+        fit REML here on the GRM of all variants with the same covariates.
+    loco : bool, default True
+        Leave the tested variant's chromosome out of the kernel (needs at least
+        two chromosomes; with one, a warning is given and the whole-genome kernel
+        is used).
+    n_calibration : int, default 30
+        Random variants for the calibration ratio ``gamma`` (at least 3 per chromosome).
+    phenotype_name : str, optional
+    covariate_names : list of str, optional
+    variants : index array, slice or mask, optional
+        Variants to test (default all).
+    precond_rank : int, default 64
+        Rank of the projected-core PCG preconditioner.
+    cg_tol, cg_max_iter : float, int
+        Block PCG tolerance and iteration cap.
+    block_size : int, optional
+        Variants per streamed block.
+    seed : int
+        Seeds the calibration subset, the preconditioner and the REML probes.
+    device, dtype : optional
+        Default CPU, float64.
+    reml_options : dict, optional
+        Extra arguments of :func:`torchgenetics.reml.reml` when ``fit`` is None.
+    verbose : bool, default False
+        Progress bar over the variant blocks.
+
+    Returns
+    -------
+    GWASResult
+        ``method="lmm"``; ``stat`` holds the 1-df ``CHISQ``; ``beta = x'Py / x'Px``
+        and ``se = 1 / sqrt(x'Px)`` per allele. ``info`` records the variance
+        components, ``gamma`` and calibration variants per chromosome, and PCG
+        iterations.
+
+    Raises
+    ------
+    PhenotypeError
+        Missing values in ``y``.
+    InputError
+        A ``fit`` made on a different number of samples.
+
+    Examples
+    --------
+    >>> from torchgenetics.datasets import simulate_genotypes, simulate_phenotype
+    >>> sim = simulate_genotypes(300, 200, chromosomes=2, seed=0)
+    >>> ph = simulate_phenotype(sim, h2=0.5, n_causal=20, seed=1)
+    >>> res = lmm_gwas(sim.to_genotypes(), ph.y, precond_rank=20)
+    >>> res.method, sorted(res.info["gamma"])
+    ('lmm', ['1', '2'])
+    """
+    n = genotypes.n_samples
+    Y, names = as_phenotypes(y, n, None if phenotype_name is None else [phenotype_name])
+    if Y.shape[1] != 1:
+        raise InputError(f"lmm_gwas tests one phenotype at a time, got {Y.shape[1]} columns")
+    if np.isnan(Y).any():
+        raise PhenotypeError(f"phenotype {names[0]!r} has {int(np.isnan(Y).sum())} missing values; "
+                             "drop those samples (e.g. with torchgenetics.io.align) before the mixed model")
+    Cn, cnames = as_covariates(covariates, n, covariate_names)
+    device = torch.device("cpu" if device is None else device)
+    C = torch.as_tensor(Cn, dtype=dtype, device=device)
+    yt = torch.as_tensor(Y[:, 0], dtype=dtype, device=device)
+    Q = covariate_basis(C, cnames)
+    chrom = genotypes.variants["chrom"].astype(str).to_numpy()
+    if loco and len(set(chrom[genotypes.stats.polymorphic])) < 2:
+        warnings.warn("leave-one-chromosome-out needs variants on at least two chromosomes; "
+                      "using the whole-genome kernel", RuntimeWarning, stacklevel=2)
+        loco = False
+    cov = LocoCovariance(genotypes, loco=loco, device=device, dtype=dtype)
+    fit = _variance_fit(fit, cov, yt, C, cnames, seed, reml_options)
+    genetic = float((fit.variances[:-1] * fit.trace_scale).sum())
+    residual = float(fit.variances[-1])
+    cov.set_variances(genetic, residual, rank=precond_rank, seed=seed)
+
+    tested = np.arange(genotypes.n_variants)[variants] if variants is not None else np.arange(genotypes.n_variants)
+    tested = np.asarray(tested, dtype=np.int64)
+    picks = calibration_variants(chrom, tested[genotypes.stats.polymorphic[tested]], cov.groups,
+                                 n_calibration, seed=seed)
+    y_res = yt - Q @ (Q.T @ yt)
+    py, gamma, ratios = {}, {}, {}
+    for g in cov.groups:
+        _, X_res = _centred(genotypes, picks[g], Q, device, dtype)
+        py[g], ratio = _group_solve(cov, g, g if loco else None, y_res, C, X_res, cg_tol, cg_max_iter)
+        gamma[g], ratios[g] = float(ratio.mean()), ratio.cpu().numpy()
+
+    table = variant_table(genotypes, tested)
+    group_of = _group_index(chrom[tested], cov.groups, loco)
+    stats = _scan(genotypes, tested, group_of, cov.groups, py, gamma, Q, block_size, device, dtype, verbose)
+    info = {
+        "genetic_variance": genetic, "residual_variance": residual, "h2": genetic / (genetic + residual),
+        "loco": bool(loco), "groups": list(cov.groups), "gamma": gamma,
+        "calibration_variants": {g: table_ids(genotypes, picks[g]) for g in cov.groups},
+        "calibration_ratios": {g: ratios[g].tolist() for g in cov.groups},
+        "cg_iterations": list(cov.cg_iterations), "reml_method": fit.method,
+        "reml_converged": bool(fit.converged), "n_calibration": int(sum(len(v) for v in picks.values())),
+    }
+    return GWASResult(variants=table, phenotypes=names, method="lmm", covariate_names=cnames,
+                      n_samples=np.array([n], dtype=np.int64), info=info, **stats)
+
+
+def table_ids(genotypes, positions) -> list[str]:
+    """Variant IDs at some positions (for the result's ``info``).
+
+    Examples
+    --------
+    >>> from torchgenetics.genotypes import Genotypes
+    >>> table_ids(Genotypes.from_array([[0, 1, 2]]), [2])
+    ['v2']
+    """
+    return [str(v) for v in genotypes.variants["id"].to_numpy()[np.asarray(positions, dtype=np.int64)]]
+
+
+def _variance_fit(fit, cov, y, C, cnames, seed, reml_options):
+    """The REML fit to take variances from: given (checked) or fitted on the full kernel."""
+    from ..reml import REMLFit, reml
+
+    if fit is not None:
+        if not isinstance(fit, REMLFit):
+            raise InputError(f"fit must be a REMLFit (e.g. REMLFit.load(path)), got {type(fit).__name__}")
+        if fit.n != cov.n:
+            raise InputError(f"the REML fit was made on {fit.n} samples but the association test has "
+                             f"{cov.n}; fit REML on the same samples (after the same filters)")
+        return fit
+    options = {"seed": seed, **(reml_options or {})}
+    return reml(y, {"GRM": cov.kernel(None)}, covariates=C, covariate_names=cnames, **options)
+
+
+def _group_index(chrom: np.ndarray, groups: list, loco: bool) -> np.ndarray:
+    """Kernel group of every tested variant (chromosomes outside the kernel use the whole one)."""
+    if not loco:
+        return np.zeros(chrom.size, dtype=np.int64)
+    lookup = {g: i for i, g in enumerate(groups)}
+    return np.array([lookup.get(c, -1) for c in chrom], dtype=np.int64)
+
+
+def _scan(genotypes, tested, group_of, groups, py, gamma, Q, block_size, device, dtype, verbose):
+    """Stream the tested variants: numerators ``x'Py`` and calibrated denominators."""
+    G, p = len(groups), Q.shape[1]
+    W = torch.cat([torch.stack([py[g] for g in groups], dim=1), Q], dim=1)
+    gam = torch.as_tensor([gamma[g] for g in groups], dtype=dtype, device=device)
+    m = tested.size
+    count, mean, num, den = (np.zeros(m) for _ in range(4))
+    start = 0
+    for _, X in genotypes.blocks(block_size=block_size, device=device, dtype=dtype,
+                                 standardize=False, variants=tested, verbose=verbose):
+        stop = start + X.shape[1]
+        c = centred_products(X, W)
+        own = torch.as_tensor(group_of[start:stop], device=device)
+        own = own.clamp_min(0)  # -1: a chromosome with no polymorphic variant (nothing to test)
+        xpy = c.xw[:, :G].gather(1, own.unsqueeze(1)).squeeze(1)
+        qx = c.xw[:, G:G + p]
+        xtx = c.xx - qx.square().sum(1)
+        count[start:stop] = c.count.cpu().numpy()
+        mean[start:stop] = c.mean.cpu().numpy()
+        num[start:stop] = xpy.cpu().numpy()
+        den[start:stop] = (gam[own] * xtx).cpu().numpy()
+        start = stop
+    const = ~(den > 1e-10 * np.maximum(count, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chi2 = np.where(const, np.nan, num**2 / den)
+        beta = np.where(const, np.nan, num / den)
+        se = np.where(const, np.nan, 1.0 / np.sqrt(den))
+    col = lambda a: np.asarray(a, dtype=np.float64).reshape(m, 1)  # noqa: E731
+    return {
+        "a1_freq": col(mean / 2), "obs_ct": count.astype(np.int64).reshape(m, 1), "beta": col(beta),
+        "se": col(se), "stat": col(chi2), "p": col(chi2_pvalue(chi2)), "log10_p": col(chi2_log10_pvalue(chi2)),
+        "errcode": np.where(const, "CONST_OMITTED_ALLELE", ".").astype(object).reshape(m, 1),
+    }
+
