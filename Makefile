@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench lint venv peers clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/torchgen demo
 
-test: $(STAMP)
+# plink2 from the package manager, for the tests that compare against it (optional).
+peers:
+	@command -v plink2 >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && apt-get install -y -qq plink2) >/dev/null 2>&1 || \
+	  echo "plink2 not installed: its comparison tests run from saved output"; }
+
+test: $(STAMP) peers
 	$(PY) -m pytest -q --timeout=900 tests --nbmake notebooks
 
 bench: $(STAMP)

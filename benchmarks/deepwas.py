@@ -9,8 +9,10 @@ backpropagated to the network.
   separately (``setup``) and amortised over training.
 * iterative: the same LD kept banded (matrix-free products), block PCG to ``--tol`` for
   ``[z, probes]``, preconditioned SLQ (``--probes`` x ``--lanczos-steps``),
-  projected-core preconditioner of rank ``--precond-rank`` (rebuilt every 10 steps,
-  rescaled in between), surrogate gradient.
+  preconditioner ``--preconditioner`` (auto: banded Cholesky of K, rebuilt every
+  ``--precond-refresh`` steps, stale in between), surrogate gradient.
+
+Each step is a real AdamW step, so the prior (and K) moves between steps.
 
 LD: banded (``--band`` SNPs) correlations of simulated genotypes (``--n-ref``
 samples), ridge-repaired with ``--ridge`` so ``R_ww`` is positive definite for both
@@ -22,12 +24,13 @@ crossover of ``a p^3`` and ``b p`` cost models fitted to the two largest sizes.
 Usage::
 
     .venv/bin/python benchmarks/deepwas.py                      # p = 500 ... 10000
-    .venv/bin/python benchmarks/deepwas.py --sizes 500 2000 --steps 2
+    .venv/bin/python benchmarks/deepwas.py --sizes 500 2000 --steps 5
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import statistics
 import sys
@@ -67,43 +70,58 @@ def make_region(p: int, n_ref: int, band: int, ridge: float, seed: int):
     return dense, banded
 
 
-def step_time(region, lik, prior, steps: int):
-    """Mean seconds of ``steps`` training steps after one warm-up step; and the last NLL."""
-    times, out = [], None
+def step_time(region, lik, prior, steps: int, lr: float):
+    """Mean seconds of ``steps`` AdamW training steps after one warm-up step; and the last NLL.
+
+    The prior moves every step (as in training), so a cached preconditioner goes stale
+    between its rebuilds (every ``precond_refresh`` calls).
+    """
+    times, iters, out, first = [], [], None, 0.0
     scale = math.log(0.2 / region.n_variants)
+    opt = torch.optim.AdamW(prior.parameters(), lr=lr)
     for i in range(steps + 1):
         t = time.perf_counter()
-        prior.zero_grad()
+        opt.zero_grad()
         f = (prior(region.features) + scale).exp()
         out = lik(region, f)
         out.loss.backward()
+        opt.step()
         dt = time.perf_counter() - t
         if i == 0:
             first = dt
         else:
             times.append(dt)
-    return first, statistics.mean(times), out
+            iters.append(out.info.get("cg_iterations", 0))
+    return first, statistics.mean(times), statistics.mean(iters)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000, 10000])
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per path and size")
+    ap.add_argument("--steps", type=int, default=10,
+                    help="timed iterative steps per size (one preconditioner refresh cycle)")
+    ap.add_argument("--exact-steps", type=int, default=2, help="timed exact steps per size")
+    ap.add_argument("--lr", type=float, default=0.01, help="AdamW rate moving the prior between steps")
     ap.add_argument("--n-ref", type=int, default=1000, help="reference-panel samples")
     ap.add_argument("--band", type=int, default=100, help="LD band half-width in SNPs")
     ap.add_argument("--ridge", type=float, default=0.05)
     ap.add_argument("--probes", type=int, default=16)
     ap.add_argument("--lanczos-steps", type=int, default=30)
     ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--preconditioner", default="auto",
+                    choices=("auto", "banded", "projected_core", "none"))
     ap.add_argument("--precond-rank", type=int, default=64)
+    ap.add_argument("--precond-refresh", type=int, default=10)
+    ap.add_argument("--iterative-ld", choices=("banded", "dense"), default="banded",
+                    help="LD representation of the iterative path (dense: projected core)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), float64; LD band {args.band} SNPs, "
           f"ridge {args.ridge}, n_ref {args.n_ref}; iterative: {args.probes} probes x "
-          f"{args.lanczos_steps} Lanczos steps, PCG tol {args.tol:g}, rank-{args.precond_rank} "
-          "projected-core preconditioner")
+          f"{args.lanczos_steps} Lanczos steps, PCG tol {args.tol:g}, preconditioner "
+          f"{args.preconditioner} (rebuilt every {args.precond_refresh} steps); AdamW lr {args.lr}")
     print(f"{'p':>6} {'exact setup':>12} {'exact step':>11} {'iter step':>10} {'CG it':>6} "
           f"{'NLL exact':>12} {'iter - exact':>13} {'(SE)':>8}")
     rows = []
@@ -114,13 +132,25 @@ def main(argv=None) -> int:
         exact = RegionLikelihood("exact")
         iterative = RegionLikelihood("iterative", num_probes=args.probes,
                                      lanczos_steps=args.lanczos_steps, tol=args.tol,
-                                     precond_rank=args.precond_rank, seed=args.seed)
-        ex_first, ex_step, ex_out = step_time(dense, exact, prior, args.steps)
-        it_first, it_step, it_out = step_time(banded, iterative, prior, args.steps)
+                                     preconditioner=args.preconditioner,
+                                     precond_rank=args.precond_rank,
+                                     precond_refresh=args.precond_refresh, seed=args.seed)
+        state = copy.deepcopy(prior.state_dict())
+        ex_first, ex_step, _ = step_time(dense, exact, prior, args.exact_steps, args.lr)
+        prior.load_state_dict(state)
+        it_region = banded
+        if args.iterative_ld == "dense":
+            it_region = Region("dense-it", "1", dense.variant_ids, dense.ld, dense.window, dense.z,
+                               dense.sqrt_n, dense.features)
+        it_first, it_step, it_iters = step_time(it_region, iterative, prior, args.steps, args.lr)
+        # accuracy at the final prior (the iterative preconditioner one step stale)
+        with torch.no_grad():
+            f = (prior(dense.features) + math.log(0.2 / p)).exp()
+        ex_out, it_out = exact(dense, f), iterative(it_region, f)
         err = it_out.value - ex_out.value
         rows.append((p, ex_step, it_step))
         print(f"{p:>6} {ex_first - ex_step:>11.2f}s {ex_step:>10.3f}s {it_step:>9.3f}s "
-              f"{it_out.info['cg_iterations']:>6} {ex_out.value:>12.2f} {err:>+13.2f} "
+              f"{it_iters:>6.1f} {ex_out.value:>12.2f} {err:>+13.2f} "
               f"{it_out.se:>8.2f}", flush=True)
     faster = [p for p, e, i in rows if i < e]
     print(f"first measured size where the iterative step is faster: "

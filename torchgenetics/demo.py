@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from torchgenetics.gwas.demo import demo_gwas
 from torchgenetics.reml.demo import demo_reml
 
 __all__ = ["DEMO_STEPS", "demo_dataset", "demo_alignment", "demo_engine"]
@@ -93,4 +94,5 @@ DEMO_STEPS = [
     ("Samples with phenotype and covariates", demo_alignment),
     ("Engine: matrix-free GRM, PCG and SLQ", demo_engine),
     ("Heritability: REML, one GRM and two chromosome components", demo_reml),
+    ("Association: linear regression (plink2 --glm) and LOCO mixed model", demo_gwas),
 ]

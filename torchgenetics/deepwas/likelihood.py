@@ -19,7 +19,8 @@ effect variances ``f`` (p,) and noise scale ``sigma``, the z-scores of the windo
   the DeepWAS code.
 * **iterative** -- matrix-free ``K`` products through the region's LD (dense or
   banded), block PCG for ``K^{-1} [z, probes]`` and preconditioned SLQ for ``log|K|``
-  (projected-core preconditioner on the kernels ``D R F R D`` and ``R_ww``). The value
+  (banded Cholesky of ``K`` at a recent prior for banded LD, else the engine's
+  projected-core preconditioner on the kernels ``D R F R D`` and ``R_ww``). The value
   is a Monte Carlo estimate with a standard error; the gradient is unbiased: the loss
   carries the surrogate ``0.5 [tr-estimate(K^{-1} dK) - s^T dK s]`` (``s = K^{-1} z``,
   trace by ``E[(M^{-1} u)^T dK (K^{-1} u)]`` with probes ``u ~ (0, M)``), built from
@@ -36,6 +37,9 @@ import torch
 
 from torchgenetics.errors import InputError
 from torchgenetics.linalg import ProjectedCorePreconditioner, block_cg, make_probes, slq_logdet
+from torchgenetics.operators import BandedLD
+
+from .banded import BandedCholeskyPreconditioner, bands_from_matvec
 
 from .regions import Region, ld_dense, ld_matmul, ld_squared
 
@@ -50,6 +54,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 EXACT_MAX_VARIANTS = 4000
 
 METHODS = ("auto", "exact", "iterative")
+PRECONDITIONERS = ("auto", "banded", "projected_core", "none")
 
 
 @dataclass
@@ -127,7 +132,7 @@ def _exact_parts(region: Region, rank_tol: float) -> dict:
 
 
 def _projection(region: Region):
-    """Closures for ``S^T U = R_{:,w} D U`` (p x k) and ``R_ww U`` (q x k), and K matvecs."""
+    """Closures for ``(S^T U, R_ww U)`` (p x k, q x k) with ``S = D R_{w,:}``, and K matvecs."""
     ld, w, sn = region.ld, region.window, region.sqrt_n
     p = region.n_variants
     common = bool((sn == sn[0]).all()) if sn.numel() else True
@@ -145,14 +150,14 @@ def _projection(region: Region):
         k = U.shape[1]
         return RU[:, :k], RU[:, k:].index_select(0, w)
 
-    def k1(U, f):
-        StU, _ = parts(U)
-        return sn.unsqueeze(-1) * ld_matmul(ld, f.unsqueeze(-1) * StU).index_select(0, w)
+    def kmv(U, f, sigma):
+        StU, RwwU = parts(U)
+        return sn.unsqueeze(-1) * ld_matmul(ld, f.unsqueeze(-1) * StU).index_select(0, w) + sigma * RwwU
 
     def rww(U):
         return ld_matmul(ld, embed(U)).index_select(0, w)
 
-    return parts, k1, rww
+    return parts, kmv, rww
 
 
 class RegionLikelihood:
@@ -175,11 +180,17 @@ class RegionLikelihood:
         Iterative path: relative residual of the block PCG solves.
     max_iter : int
         Iterative path: PCG iteration cap.
+    preconditioner : {"auto", "banded", "projected_core", "none"}
+        Iterative path: ``"banded"`` is LAPACK's banded Cholesky of K (banded LD only,
+        O(q w^2)); ``"projected_core"`` is the engine's
+        :class:`~torchgenetics.linalg.ProjectedCorePreconditioner` on the kernels
+        ``D R F R D`` and ``R_ww``; ``"auto"`` takes banded for banded LD, projected core
+        otherwise.
     precond_rank : int
-        Rank of the projected-core preconditioner (0 disables preconditioning).
+        Rank of the projected-core preconditioner (0 with ``"auto"``: none for dense LD).
     precond_refresh : int
-        Rebuild a region's preconditioner basis every this many calls (in between it is
-        rescaled to the current prior, O(r^3)).
+        Rebuild a region's preconditioner every this many calls, at the current prior (in
+        between the projected core is rescaled, O(r^3); the banded one is kept).
     seed : int
         Seed of the probe generator (fresh probes every call, reproducible sequence).
     cache : bool
@@ -201,13 +212,17 @@ class RegionLikelihood:
 
     def __init__(self, method: str = "auto", exact_max: int = EXACT_MAX_VARIANTS,
                  rank_tol: float = 1e-8, num_probes: int = 16, lanczos_steps: int = 30,
-                 tol: float = 1e-6, max_iter: int = 1000, precond_rank: int = 64,
-                 precond_refresh: int = 10, seed: int = 0, cache: bool = True):
+                 tol: float = 1e-6, max_iter: int = 1000, preconditioner: str = "auto",
+                 precond_rank: int = 64, precond_refresh: int = 10, seed: int = 0,
+                 cache: bool = True):
         if method not in METHODS:
             raise InputError(f"likelihood method must be one of {METHODS}, got {method!r}")
         if int(num_probes) < 2:
             raise InputError(f"num_probes must be >= 2 (the standard error needs two), got {num_probes}")
+        if preconditioner not in PRECONDITIONERS:
+            raise InputError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}")
         self.method = method
+        self.preconditioner = preconditioner
         self.exact_max = int(exact_max)
         self.rank_tol = float(rank_tol)
         self.num_probes = int(num_probes)
@@ -229,7 +244,7 @@ class RegionLikelihood:
         'exact'
         """
         keys = ("method", "exact_max", "rank_tol", "num_probes", "lanczos_steps", "tol",
-                "max_iter", "precond_rank", "precond_refresh", "seed", "cache")
+                "max_iter", "preconditioner", "precond_rank", "precond_refresh", "seed", "cache")
         return {k: getattr(self, k) for k in keys}
 
     def method_for(self, region: Region) -> str:
@@ -322,26 +337,55 @@ class RegionLikelihood:
 
     # ------------------------------------------------------------- iterative path
 
-    def _preconditioner(self, region, fd, sd, k1, rww):
+    def preconditioner_for(self, region: Region) -> str:
+        """The preconditioner the iterative path uses for a region.
+
+        ``"auto"``: ``"banded"`` (banded Cholesky of K) for banded LD, otherwise
+        ``"projected_core"`` (rank ``precond_rank``); ``"none"`` when ``precond_rank`` is 0.
+
+        Examples
+        --------
+        >>> RegionLikelihood(preconditioner="none").preconditioner_for(None)
+        'none'
+        """
+        kind = self.preconditioner
+        if kind == "auto":
+            if self.precond_rank <= 0 and not isinstance(region.ld, BandedLD):
+                return "none"
+            return "banded" if isinstance(region.ld, BandedLD) else "projected_core"
+        if kind == "banded" and not isinstance(region.ld, BandedLD):
+            raise InputError(f"region {region.name}: the banded preconditioner needs banded LD")
+        return kind
+
+    def _build_preconditioner(self, region, kind, fd, sd, kmv, rww):
         q = region.n_scored
+        if kind == "banded":
+            bands = bands_from_matvec(lambda X: kmv(X, fd, sd), q, 2 * region.ld.bandwidth,
+                                      dtype=region.dtype, device=region.device)
+            return BandedCholeskyPreconditioner(bands)
         rank = min(self.precond_rank, q - 1)
         if rank < 1:
             return None
+        w, sn = region.window, region.sqrt_n
+        diag_r = ld_dense(region.ld).diagonal()
+        sq = ld_matmul(ld_squared(region.ld), fd.unsqueeze(-1)).squeeze(-1)
+        traces = [float((sn.square() * sq.index_select(0, w)).sum()),
+                  float(diag_r.index_select(0, w).sum())]
+        return ProjectedCorePreconditioner.from_kernels(
+            [lambda X: kmv(X, fd, 0.0), rww], theta=[1.0, sd], residual=1e-6 * sd, rank=rank,
+            generator=self.generator, traces=traces, size=q, dtype=region.dtype,
+            device=region.device)
+
+    def _preconditioner(self, region, fd, sd, kmv, rww):
+        kind = self.preconditioner_for(region)
+        if kind == "none":
+            return None
         state = region.cache.get("precond") if self.cache else None
         log_mean = float(fd.clamp_min(1e-300).log().mean())
-        if state is None or state["calls"] >= self.precond_refresh:
-            w, sn = region.window, region.sqrt_n
-            diag_r = ld_dense(region.ld).diagonal() if isinstance(region.ld, torch.Tensor) \
-                else region.ld.bands[0]
-            sq = ld_matmul(ld_squared(region.ld), fd.unsqueeze(-1)).squeeze(-1)
-            traces = [float((sn.square() * sq.index_select(0, w)).sum()),
-                      float(diag_r.index_select(0, w).sum())]
-            P = ProjectedCorePreconditioner.from_kernels(
-                [lambda X: k1(X, fd), rww], theta=[1.0, sd], residual=1e-6 * sd, rank=rank,
-                generator=self.generator, traces=traces, size=q, dtype=region.dtype,
-                device=region.device)
-            state = {"P": P, "log_mean": log_mean, "sigma": sd, "calls": 0}
-        else:
+        if state is None or state["calls"] >= self.precond_refresh or state["kind"] != kind:
+            P = self._build_preconditioner(region, kind, fd, sd, kmv, rww)
+            state = {"P": P, "kind": kind, "log_mean": log_mean, "calls": 0}
+        elif kind == "projected_core" and state["P"] is not None:
             state["P"].update([math.exp(log_mean - state["log_mean"]), sd], 1e-6 * sd)
         state["calls"] += 1
         if self.cache:
@@ -351,19 +395,18 @@ class RegionLikelihood:
     def _iterative(self, region, f, sigma) -> RegionNLL:
         q, k = region.n_scored, self.num_probes
         fd, sd = f.detach(), float(sigma.detach())
-        parts, k1, rww = _projection(region)
+        parts, kmv, rww = _projection(region)
 
         def K(U):
-            return k1(U, fd) + sd * rww(U)
+            return kmv(U, fd, sd)
 
         with torch.no_grad():
-            P = self._preconditioner(region, fd, sd, k1, rww) if self.precond_rank > 0 else None
+            P = self._preconditioner(region, fd, sd, kmv, rww)
             u = make_probes(q, k, self.generator, region.dtype, region.device)
             zp = P.root_matmul(u) if P is not None else u
             rhs = torch.cat([region.z.unsqueeze(-1), zp], dim=1)
             cg = block_cg(K, rhs, preconditioner=P, tol=self.tol, max_iter=self.max_iter)
-            X = cg.solution
-            s, Kinv_zp = X[:, :1], X[:, 1:]
+            s, Kinv_zp = cg.solution[:, :1], cg.solution[:, 1:]
             Minv_zp = P.solve(zp) if P is not None else zp
             try:
                 logdet = slq_logdet(K, probes=u, lanczos_steps=self.lanczos_steps,
@@ -373,15 +416,15 @@ class RegionLikelihood:
                                  "positive definite (repair the LD with repair='ridge' or use "
                                  "method='exact')") from None
             quad = float((region.z * s.squeeze(-1)).sum())
-            # gradient pieces: d NLL / d f_j and d NLL / d sigma
+            # d NLL / d f_j = 0.5 [tr-estimate(K^-1 S_j S_j^T) - (S_j^T s)^2], likewise sigma
             St_a, Rww_a = parts(torch.cat([Kinv_zp, s], dim=1))
-            St_b, _ = parts(Minv_zp)
+            St_b, Rww_b = parts(Minv_zp)
             g_f = (St_a[:, :k] * St_b).mean(1) - St_a[:, k].square()
-            Rww_b = rww(Minv_zp)
             g_s = float((Kinv_zp * Rww_b).sum(0).mean()) - float((s * Rww_a[:, k:]).sum())
         value = 0.5 * (q * LOG_2PI + float(logdet.value) + quad)
         sur = 0.5 * ((f * g_f).sum() + sigma * g_s)
         loss = (sur - sur.detach()) + value
         info = {"cg_iterations": cg.n_iter, "cg_converged": cg.all_converged,
-                "logdet_se": float(logdet.se), "quad": quad}
+                "logdet_se": float(logdet.se), "quad": quad,
+                "preconditioner": "none" if P is None else self.preconditioner_for(region)}
         return RegionNLL(loss, 0.5 * float(logdet.se), q, "iterative", info)

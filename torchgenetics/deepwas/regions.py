@@ -74,6 +74,9 @@ def banded_subset(ld: BandedLD, index) -> BandedLD:
 def ld_matmul(ld, X: torch.Tensor) -> torch.Tensor:
     """``R X`` for a region's LD (dense tensor or BandedLD), X (p, k).
 
+    A BandedLD is multiplied in its block-tridiagonal form (built once, kept on the
+    operator), three batched products instead of one operation per diagonal.
+
     Examples
     --------
     >>> ld_matmul(torch.eye(2, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64)).shape
@@ -81,7 +84,13 @@ def ld_matmul(ld, X: torch.Tensor) -> torch.Tensor:
     """
     if isinstance(ld, torch.Tensor):
         return ld @ X
-    return ld._matmul(X)
+    fast = getattr(ld, "_deepwas_blocks", None)
+    if fast is None:
+        from .banded import BlockTridiagonal
+
+        fast = BlockTridiagonal(ld.bands)
+        ld._deepwas_blocks = fast
+    return fast.matmul(X)
 
 
 def ld_dense(ld) -> torch.Tensor:

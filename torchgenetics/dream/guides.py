@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from pyro import poutine
 from pyro.distributions.transforms import biject_to
-from pyro.infer.autoguide import AutoNormal, AutoStructured, init_to_median, init_to_value
+from pyro.infer.autoguide import AutoGuideList, AutoNormal, AutoStructured, init_to_median, init_to_value
 from pyro.poutine.util import site_is_subsample
 
 from ..errors import InputError
@@ -78,12 +78,15 @@ class FeatureShear(torch.nn.Module):
 
 
 def structured_guide(model: Callable, init_values: dict | None = None, *, plate: str = "features",
-                     mean_field: tuple = ("gate",), model_kwargs: dict | None = None) -> AutoStructured:
+                     local_plate: str = "cells", mean_field: tuple = ("gate",), model_kwargs: dict | None = None):
     """AutoStructured guide with a full covariance within each feature.
 
     Every latent site inside the ``plate`` plate depends on the earlier ones of the
     same feature through a :class:`FeatureShear`; sites whose names start with one
-    of ``mean_field`` and sites outside the plate are independent normals.
+    of ``mean_field`` and other global sites are independent normals. Per-cell
+    sites (inside ``local_plate``, possibly subsampled) get their own
+    :class:`~pyro.infer.autoguide.AutoNormal` in an
+    :class:`~pyro.infer.autoguide.AutoGuideList`.
 
     Parameters
     ----------
@@ -100,7 +103,7 @@ def structured_guide(model: Callable, init_values: dict | None = None, *, plate:
 
     Returns
     -------
-    pyro.infer.autoguide.AutoStructured
+    pyro.infer.autoguide.AutoStructured or AutoGuideList
 
     Examples
     --------
@@ -116,7 +119,8 @@ def structured_guide(model: Callable, init_values: dict | None = None, *, plate:
     kwargs = {"subsample_size": 2, **(model_kwargs or {})}
     trace = poutine.block(poutine.trace(model).get_trace)(**kwargs)
     sites = [(name, site) for name, site in trace.iter_stochastic_nodes() if not site_is_subsample(site)]
-    conditionals = {name: "normal" for name, _ in sites}
+    local = [name for name, site in sites if any(f.name == local_plate for f in site["cond_indep_stack"])]
+    sites = [(name, site) for name, site in sites if name not in local]
     chain = []
     for name, site in sites:
         frames = [f for f in site["cond_indep_stack"] if f.name == plate]
@@ -132,9 +136,16 @@ def structured_guide(model: Callable, init_values: dict | None = None, *, plate:
     }
     init = init_to_median(num_samples=15)
     if init_values:
-        init = init_to_value(values=dict(init_values), fallback=init)
-    return AutoStructured(model, conditionals=conditionals, dependencies=dependencies, init_loc_fn=init,
-                          init_scale=0.05)
+        init = init_to_value(values={k: v for k, v in init_values.items() if k not in local}, fallback=init)
+    body = poutine.block(model, hide=local) if local else model
+    structured = AutoStructured(body, conditionals={name: "normal" for name, _ in sites}, dependencies=dependencies,
+                                init_loc_fn=init, init_scale=0.05)
+    if not local:
+        return structured
+    guide = AutoGuideList(model)
+    guide.append(structured)
+    guide.append(default_guide(poutine.block(model, expose=local)))
+    return guide
 
 
 def guide_factory(guide) -> tuple[Callable, bool]:

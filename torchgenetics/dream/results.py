@@ -359,7 +359,7 @@ class CisFit(DreamFit):
         """
         gl = self.guide_log2_draws()
         x_mean, x_lo, x_hi = _quantiles(2.0**gl)
-        ntc = torch.as_tensor(self.guides["is_ntc"].to_numpy(dtype=bool))
+        ntc = torch.as_tensor(self.guides["is_ntc"].to_numpy(dtype=bool, copy=True))
         ref = gl[:, ntc].mean(-1, keepdim=True) if bool(ntc.any()) else torch.zeros_like(gl[:, :1])
         fc_mean, fc_lo, fc_hi = _quantiles(gl - ref)
         frame = self.guides[["target", "n_cells"]].copy()

@@ -44,6 +44,8 @@ class LocoCovariance:
     method : {"cg", "exact", "auto"}, default "cg"
         Block PCG (matrix-free), dense Cholesky, or
         :func:`~torchgenetics.linalg.choose_method` on n.
+    variants : index array, slice or mask, optional
+        Variants of the GRM (BOLT-LMM's model SNPs; default all).
 
     Attributes
     ----------
@@ -68,18 +70,22 @@ class LocoCovariance:
     """
 
     def __init__(self, genotypes, loco: bool = True, device=None, dtype=torch.float64,
-                 resident=None, block_size=None, method: str = "cg"):
+                 resident=None, block_size=None, method: str = "cg", variants=None):
         if method not in ("cg", "exact", "auto"):
             raise InputError(f"method must be 'cg', 'exact' or 'auto', got {method!r}")
         chrom = genotypes.variants["chrom"].astype(str).to_numpy()
-        poly = genotypes.stats.polymorphic
+        poly = genotypes.stats.polymorphic.copy()
+        if variants is not None:
+            chosen = np.zeros(poly.size, dtype=bool)
+            chosen[np.arange(poly.size)[variants] if isinstance(variants, slice) else np.asarray(variants)] = True
+            poly &= chosen
         if not poly.any():
             raise InputError("no polymorphic variant: the genetic relationship matrix needs at least one")
         if loco:
             names = [c for c in dict.fromkeys(chrom) if (poly & (chrom == c)).any()]
-            sets = [np.flatnonzero(chrom == c) for c in names]
+            sets = [np.flatnonzero(poly & (chrom == c)) for c in names]
         else:
-            names, sets = ["all"], [np.arange(len(chrom))]
+            names, sets = ["all"], [np.flatnonzero(poly)]
         self.groups = names
         self.stack = GRMStack(genotypes, sets, device=device, dtype=dtype, resident=resident,
                               block_size=block_size, names=names)

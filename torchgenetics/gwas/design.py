@@ -117,6 +117,8 @@ def as_covariates(covariates, n: int, names=None) -> tuple[np.ndarray, list[str]
     >>> C, names = as_covariates(np.arange(4.0), 4)
     >>> C.shape, names
     ((4, 2), ['intercept', 'COVAR1'])
+    >>> as_covariates(np.array([[1.0, 2.0], [1.0, 5.0], [1.0, 3.0]]), 3)[1]
+    ['intercept', 'COVAR1']
     """
     if covariates is None:
         return np.ones((n, 1)), ["intercept"]
@@ -125,7 +127,11 @@ def as_covariates(covariates, n: int, names=None) -> tuple[np.ndarray, list[str]
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] != n:
         raise InputError(f"covariates have shape {arr.shape}; expected ({n}, c), one row per genotyped sample")
-    names = list(names) if names is not None else (found or [f"COVAR{j + 1}" for j in range(arr.shape[1])])
+    constant = np.all(arr == arr[:1], axis=0) & (arr[0] != 0) if n else np.zeros(arr.shape[1], dtype=bool)
+    if names is None and found is None:
+        numbered = iter(range(1, arr.shape[1] + 1))
+        names = ["intercept" if c else f"COVAR{next(numbered)}" for c in constant]
+    names = list(names) if names is not None else found
     if len(names) != arr.shape[1]:
         raise InputError(f"{len(names)} covariate names for {arr.shape[1]} covariate columns")
     bad = ~np.isfinite(arr)
@@ -133,8 +139,7 @@ def as_covariates(covariates, n: int, names=None) -> tuple[np.ndarray, list[str]
         i, j = (int(v[0]) for v in np.nonzero(bad))
         raise InputError(f"covariate {names[j]!r} is {arr[i, j]} at sample row {i}; covariates may not be "
                          "missing (drop those samples first, e.g. with torchgenetics.io.align)")
-    constant = arr.shape[0] > 0 and bool(np.any(np.all(arr == arr[:1], axis=0) & (arr[0] != 0)))
-    if not constant:
+    if not constant.any():
         arr = np.column_stack([np.ones(n), arr])
         names = ["intercept", *names]
     return arr, [str(v) for v in names]

@@ -31,44 +31,44 @@ from .result import GWASResult
 
 __all__ = ["lmm_gwas", "calibration_variants"]
 
+# Label of the whole-genome kernel (no chromosome left out).
+_WHOLE = "genome"
 
-def calibration_variants(chrom: np.ndarray, candidates: np.ndarray, groups: list, total: int,
-                         minimum: int = 3, seed=0) -> dict:
-    """Random variants per kernel group for the calibration ratio.
+
+def calibration_variants(labels: np.ndarray, candidates: np.ndarray, total: int, minimum: int = 3,
+                         seed=0) -> dict:
+    """Random variants per kernel for the calibration ratio.
 
     Parameters
     ----------
-    chrom : numpy.ndarray of str
-        Chromosome of every variant.
+    labels : numpy.ndarray of str
+        Kernel label of each candidate (its chromosome under LOCO).
     candidates : numpy.ndarray of int
         Positions eligible (polymorphic, tested).
-    groups : list of str
-        Kernel groups (chromosomes, or ``["all"]``).
     total : int
-        Variants overall, split over the groups in proportion to their size.
+        Variants overall, split over the kernels in proportion to their candidates.
     minimum : int, default 3
-        At least this many per group (when it has them).
+        At least this many per kernel (when it has them).
     seed : int
 
     Returns
     -------
     dict
-        Group -> sorted int64 positions.
+        Kernel label -> sorted int64 positions, labels in order of first appearance.
 
     Examples
     --------
-    >>> chrom = np.array(["1"] * 10 + ["2"] * 10)
-    >>> picks = calibration_variants(chrom, np.arange(20), ["1", "2"], total=6, seed=0)
+    >>> labels = np.array(["1"] * 10 + ["2"] * 10)
+    >>> picks = calibration_variants(labels, np.arange(20), total=6, seed=0)
     >>> [len(v) for v in picks.values()]
     [3, 3]
     """
     rng = np.random.default_rng(seed)
     out = {}
-    for g in groups:
-        pool = candidates if g == "all" else candidates[chrom[candidates] == g]
+    for label in dict.fromkeys(labels.tolist()):
+        pool = candidates[labels == label]
         share = max(minimum, int(round(total * pool.size / max(candidates.size, 1))))
-        pick = rng.choice(pool, size=min(share, pool.size), replace=False) if pool.size else pool
-        out[g] = np.sort(pick).astype(np.int64)
+        out[label] = np.sort(rng.choice(pool, size=min(share, pool.size), replace=False)).astype(np.int64)
     return out
 
 
@@ -80,7 +80,7 @@ def _centred(genotypes, positions: np.ndarray, Q: torch.Tensor, device, dtype):
     return Xc, Xc - Q @ (Q.T @ Xc)
 
 
-def _group_solve(cov, group, leave_out, y_res, C, X_res, tol, max_iter):
+def _group_solve(cov, leave_out, y_res, C, X_res, tol, max_iter):
     """``Py`` and the calibration ratios ``x'Px / x~'x~`` for one kernel."""
     p = C.shape[1]
     B = torch.cat([y_res.unsqueeze(1), C, X_res], dim=1)
@@ -96,7 +96,8 @@ def _group_solve(cov, group, leave_out, y_res, C, X_res, tol, max_iter):
 
 
 def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_calibration: int = 30,
-             phenotype_name=None, covariate_names=None, variants=None, precond_rank: int = 64,
+             phenotype_name=None, covariate_names=None, variants=None, model_variants=None,
+             precond_rank: int = 64,
              cg_tol: float = 1e-7, cg_max_iter: int = 1000, block_size=None, seed=0, device=None,
              dtype=torch.float64, reml_options=None, verbose: bool = False) -> GWASResult:
     """Mixed-model association test (score test with a calibrated denominator, LOCO).
@@ -114,15 +115,18 @@ def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_ca
         these samples; its genetic variance is ``sum_g s2_g tr(K_g)/n``. Default:
         fit REML here on the GRM of all variants with the same covariates.
     loco : bool, default True
-        Leave the tested variant's chromosome out of the kernel (needs at least
-        two chromosomes; with one, a warning is given and the whole-genome kernel
-        is used).
+        Leave the tested variant's chromosome out of the kernel (needs GRM variants
+        on at least two chromosomes; with one, a warning is given and the
+        whole-genome kernel is used).
     n_calibration : int, default 30
         Random variants for the calibration ratio ``gamma`` (at least 3 per chromosome).
     phenotype_name : str, optional
     covariate_names : list of str, optional
     variants : index array, slice or mask, optional
         Variants to test (default all).
+    model_variants : index array, slice or mask, optional
+        Variants of the GRM (BOLT-LMM's model SNPs; default all). Tested variants on
+        a chromosome outside the GRM are tested with the whole GRM.
     precond_rank : int, default 64
         Rank of the projected-core PCG preconditioner.
     cg_tol, cg_max_iter : float, int
@@ -159,7 +163,7 @@ def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_ca
     >>> sim = simulate_genotypes(300, 200, chromosomes=2, seed=0)
     >>> ph = simulate_phenotype(sim, h2=0.5, n_causal=20, seed=1)
     >>> res = lmm_gwas(sim.to_genotypes(), ph.y, precond_rank=20)
-    >>> res.method, sorted(res.info["gamma"])
+    >>> res.method, list(res.info["gamma"])
     ('lmm', ['1', '2'])
     """
     n = genotypes.n_samples
@@ -175,37 +179,48 @@ def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_ca
     yt = torch.as_tensor(Y[:, 0], dtype=dtype, device=device)
     Q = covariate_basis(C, cnames)
     chrom = genotypes.variants["chrom"].astype(str).to_numpy()
-    if loco and len(set(chrom[genotypes.stats.polymorphic])) < 2:
-        warnings.warn("leave-one-chromosome-out needs variants on at least two chromosomes; "
+    cov = LocoCovariance(genotypes, loco=loco, device=device, dtype=dtype, variants=model_variants)
+    if loco and len(cov.groups) < 2:
+        warnings.warn("leave-one-chromosome-out needs GRM variants on at least two chromosomes; "
                       "using the whole-genome kernel", RuntimeWarning, stacklevel=2)
         loco = False
-    cov = LocoCovariance(genotypes, loco=loco, device=device, dtype=dtype)
+        cov = LocoCovariance(genotypes, loco=False, device=device, dtype=dtype, variants=model_variants)
     fit = _variance_fit(fit, cov, yt, C, cnames, seed, reml_options)
     genetic = float((fit.variances[:-1] * fit.trace_scale).sum())
     residual = float(fit.variances[-1])
     cov.set_variances(genetic, residual, rank=precond_rank, seed=seed)
 
-    tested = np.arange(genotypes.n_variants)[variants] if variants is not None else np.arange(genotypes.n_variants)
-    tested = np.asarray(tested, dtype=np.int64)
-    picks = calibration_variants(chrom, tested[genotypes.stats.polymorphic[tested]], cov.groups,
-                                 n_calibration, seed=seed)
+    tested = np.arange(genotypes.n_variants)
+    tested = np.asarray(tested[variants] if variants is not None else tested, dtype=np.int64)
+    # kernel of each tested variant: its chromosome left out (LOCO), else the whole GRM
+    labels = np.where(np.isin(chrom[tested], cov.groups), chrom[tested], _WHOLE) if loco else \
+        np.full(tested.size, _WHOLE, dtype=object)
+    labels = labels.astype(object)
+    poly = genotypes.stats.polymorphic[tested]
+    if not poly.any():
+        raise InputError("none of the variants to test is polymorphic")
+    picks = calibration_variants(labels[poly], tested[poly], n_calibration, seed=seed)
     y_res = yt - Q @ (Q.T @ yt)
     py, gamma, ratios = {}, {}, {}
-    for g in cov.groups:
-        _, X_res = _centred(genotypes, picks[g], Q, device, dtype)
-        py[g], ratio = _group_solve(cov, g, g if loco else None, y_res, C, X_res, cg_tol, cg_max_iter)
-        gamma[g], ratios[g] = float(ratio.mean()), ratio.cpu().numpy()
+    for label, chosen in picks.items():
+        _, X_res = _centred(genotypes, chosen, Q, device, dtype)
+        leave_out = None if label == _WHOLE else label
+        py[label], ratio = _group_solve(cov, leave_out, y_res, C, X_res, cg_tol, cg_max_iter)
+        gamma[label], ratios[label] = float(ratio.mean()), ratio.cpu().numpy()
 
     table = variant_table(genotypes, tested)
-    group_of = _group_index(chrom[tested], cov.groups, loco)
-    stats = _scan(genotypes, tested, group_of, cov.groups, py, gamma, Q, block_size, device, dtype, verbose)
+    keys = list(picks)
+    lookup = {k: i for i, k in enumerate(keys)}
+    group_of = np.array([lookup.get(k, -1) for k in labels], dtype=np.int64)
+    stats = _scan(genotypes, tested, group_of, keys, py, gamma, Q, block_size, device, dtype, verbose)
     info = {
         "genetic_variance": genetic, "residual_variance": residual, "h2": genetic / (genetic + residual),
-        "loco": bool(loco), "groups": list(cov.groups), "gamma": gamma,
-        "calibration_variants": {g: table_ids(genotypes, picks[g]) for g in cov.groups},
-        "calibration_ratios": {g: ratios[g].tolist() for g in cov.groups},
+        "loco": bool(loco), "kernels": keys, "gamma": gamma,
+        "calibration_variants": {k: table_ids(genotypes, picks[k]) for k in keys},
+        "calibration_ratios": {k: ratios[k].tolist() for k in keys},
         "cg_iterations": list(cov.cg_iterations), "reml_method": fit.method,
         "reml_converged": bool(fit.converged), "n_calibration": int(sum(len(v) for v in picks.values())),
+        "n_model_variants": int(sum(cov.stack.m_eff)),
     }
     return GWASResult(variants=table, phenotypes=names, method="lmm", covariate_names=cnames,
                       n_samples=np.array([n], dtype=np.int64), info=info, **stats)
@@ -238,14 +253,6 @@ def _variance_fit(fit, cov, y, C, cnames, seed, reml_options):
     return reml(y, {"GRM": cov.kernel(None)}, covariates=C, covariate_names=cnames, **options)
 
 
-def _group_index(chrom: np.ndarray, groups: list, loco: bool) -> np.ndarray:
-    """Kernel group of every tested variant (chromosomes outside the kernel use the whole one)."""
-    if not loco:
-        return np.zeros(chrom.size, dtype=np.int64)
-    lookup = {g: i for i, g in enumerate(groups)}
-    return np.array([lookup.get(c, -1) for c in chrom], dtype=np.int64)
-
-
 def _scan(genotypes, tested, group_of, groups, py, gamma, Q, block_size, device, dtype, verbose):
     """Stream the tested variants: numerators ``x'Py`` and calibrated denominators."""
     G, p = len(groups), Q.shape[1]
@@ -259,7 +266,7 @@ def _scan(genotypes, tested, group_of, groups, py, gamma, Q, block_size, device,
         stop = start + X.shape[1]
         c = centred_products(X, W)
         own = torch.as_tensor(group_of[start:stop], device=device)
-        own = own.clamp_min(0)  # -1: a chromosome with no polymorphic variant (nothing to test)
+        own = own.clamp_min(0)  # -1: no polymorphic variant in that kernel group (nothing to test)
         xpy = c.xw[:, :G].gather(1, own.unsqueeze(1)).squeeze(1)
         qx = c.xw[:, G:G + p]
         xtx = c.xx - qx.square().sum(1)

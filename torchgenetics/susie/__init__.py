@@ -6,6 +6,13 @@ an LD matrix that may be any ``linear_operator.LinearOperator``. Results are
 :class:`SusieFit` objects (susieR's field names) that warm-start new fits
 (``init=fit``) and save to HDF5.
 
+Genome scans: :func:`susie_batch` fits many loci as one batched program (each
+fit equal to the one-locus fit), :func:`scan` runs the two-pass scan with triage,
+warm-started follow-up and a resumable checkpoint, on loci from
+:func:`loci_from_regions` (genotypes, covariates regressed out by
+:func:`residualize`) or :func:`loci_from_sumstats` (z-scores and LD blocks).
+:func:`susie_plot` and :func:`elbo_plot` draw a fit.
+
 Examples
 --------
 >>> import torch

@@ -437,7 +437,11 @@ def _update_v_batch(stats: _SERStats, V: torch.Tensor, method: str, check_null_t
                 return -search(V_all)[rows]
             return -search(_exp_each(log_v), rows)
 
-        log_v = brent_minimize_batch(neg_loglik, *_LOG_V_BOUNDS, size=size)
+        if size == 1:  # the same search, without the batch bookkeeping
+            log_v = np.array([brent_minimize(lambda t: float(neg_loglik(np.array([t]))[0]),
+                                             *_LOG_V_BOUNDS)])
+        else:
+            log_v = brent_minimize_batch(neg_loglik, *_LOG_V_BOUNDS, size=size)
         current = V.cpu().numpy().astype(np.float64)
         # Keep the current value when the optimum is no better (susieR does the same).
         new = np.where(neg_loglik(log_v) > -search(current), current, _exp_each(log_v))

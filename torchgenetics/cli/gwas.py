@@ -1,0 +1,124 @@
+"""``torchgen gwas``: marginal (plink2 ``--glm``) or mixed-model (LOCO) association scan.
+
+Writes ``PREFIX.<phenotype>.glm.tsv`` (``.gz`` with ``--gz``) per phenotype, with
+plink2's column names, and with ``--plot`` the Manhattan and QQ plots
+``PREFIX.<phenotype>.manhattan.png`` / ``.qq.png``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers) -> None:
+    """Register ``torchgen gwas``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The top-level parser's subcommand registry.
+
+    Examples
+    --------
+    >>> from torchgenetics.cli.main import build_parser
+    >>> args = build_parser().parse_args(["gwas", "--bfile", "x", "--pheno", "p", "--out", "o"])
+    >>> args.command, args.lmm
+    ('gwas', False)
+    """
+    parser = subparsers.add_parser(
+        "gwas",
+        help="association scan: linear regression (plink2 --glm) or mixed model (LOCO)",
+        description="Test every variant for association with every phenotype. Default: per-variant "
+                    "linear regression with covariates, identical to plink2 --glm (complete cases per "
+                    "variant). --lmm: mixed-model score test with leave-one-chromosome-out GRMs, variance "
+                    "components from --reml-fit (a torchgen reml PREFIX.fit.h5) or fitted here. Writes "
+                    "PREFIX.<pheno>.glm.tsv per phenotype.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bfile", metavar="PREFIX", help="PLINK 1 .bed/.bim/.fam prefix")
+    source.add_argument("--pfile", metavar="PREFIX", help="PLINK 2 .pgen/.pvar/.psam prefix")
+    parser.add_argument("--pheno", required=True, metavar="FILE", help="phenotype table (FID IID columns...)")
+    parser.add_argument("--pheno-name", nargs="+", metavar="NAME", help="phenotype columns to test (default all)")
+    parser.add_argument("--covar", metavar="FILE", help="covariate table (categorical columns dummy-coded)")
+    parser.add_argument("--covar-name", nargs="+", metavar="NAME", help="covariate columns to use (default all)")
+    parser.add_argument("--keep", metavar="FILE", help="keep only these samples (FID IID)")
+    parser.add_argument("--remove", metavar="FILE", help="drop these samples (FID IID)")
+    lmm = parser.add_argument_group("mixed model")
+    lmm.add_argument("--lmm", action="store_true", help="mixed-model score test (BOLT-LMM-inf style, LOCO)")
+    lmm.add_argument("--reml-fit", metavar="FIT.h5", help="variance components from torchgen reml (implies --lmm)")
+    lmm.add_argument("--no-loco", action="store_true", help="whole-genome GRM instead of leave-one-chromosome-out")
+    lmm.add_argument("--n-calibration", type=int, default=30, metavar="K",
+                     help="random variants for the calibration ratio (default 30)")
+    lmm.add_argument("--precond-rank", type=int, default=64, metavar="R", help="PCG preconditioner rank (64)")
+    parser.add_argument("--plot", action="store_true", help="write Manhattan and QQ plots (PNG)")
+    parser.add_argument("--gz", action="store_true", help="gzip the result tables")
+    parser.add_argument("--block-size", type=int, metavar="B", help="variants per genotype block")
+    parser.add_argument("--device", default="cpu", metavar="cpu|cuda", help="torch device (default cpu)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration subset and preconditioner")
+    parser.add_argument("--verbose", action="store_true", help="progress bar over variant blocks")
+    parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Match the inputs, run the scan for each phenotype and write the tables (and plots).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+
+    Returns
+    -------
+    int
+        Exit status 0.
+
+    Examples
+    --------
+    >>> from torchgenetics.cli.main import main
+    >>> main(["gwas", "--bfile", "data/x", "--pheno", "p.txt", "--out", "o"])  # doctest: +SKIP
+    """
+    from torchgenetics.errors import InputError
+    from torchgenetics.gwas import gwas, lmm_gwas
+    from torchgenetics.gwas.inputs import association_data
+
+    data = association_data(bfile=args.bfile, pfile=args.pfile, pheno=args.pheno, covar=args.covar,
+                            pheno_names=args.pheno_name, covar_names=args.covar_name,
+                            keep=args.keep, remove=args.remove)
+    for name, report in data.reports.items():
+        print(f"phenotype {name}: {report}")
+    print(f"covariates: {', '.join(data.covariate_names)}")
+    lmm = args.lmm or args.reml_fit is not None
+    if not lmm:
+        results = [gwas(data.genotypes, data.y, data.covariates, phenotype_names=data.phenotype_names,
+                        covariate_names=data.covariate_names, block_size=args.block_size,
+                        device=args.device, verbose=args.verbose)]
+    else:
+        fit = None
+        if args.reml_fit is not None:
+            from torchgenetics.reml import REMLFit
+
+            if len(data.phenotype_names) > 1:
+                raise InputError("--reml-fit holds the variance components of one phenotype; choose it "
+                                 "with --pheno-name")
+            fit = REMLFit.load(args.reml_fit)
+        results = []
+        for name in data.phenotype_names:
+            G, y, C = data.phenotype(name)
+            results.append(lmm_gwas(G, y, C, fit=fit, loco=not args.no_loco, phenotype_name=name,
+                                    covariate_names=data.covariate_names, n_calibration=args.n_calibration,
+                                    precond_rank=args.precond_rank, block_size=args.block_size,
+                                    seed=args.seed, device=args.device, verbose=args.verbose))
+    written = []
+    for res in results:
+        print(res.summary())
+        if res.method == "lmm":
+            gammas = ", ".join(f"{g} {v:.4f}" for g, v in res.info["gamma"].items())
+            print(f"  h2 = {res.info['h2']:.4f}; calibration gamma per kernel: {gammas}")
+        written += res.write(args.out, compress=args.gz)
+        if args.plot:
+            from torchgenetics.plot import gwas_plots
+
+            written += gwas_plots(res, args.out)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
