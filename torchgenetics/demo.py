@@ -10,6 +10,7 @@ import torch
 
 from torchgenetics.gwas.demo import demo_gwas
 from torchgenetics.reml.demo import demo_reml
+from torchgenetics.susie.demo import demo_susie
 
 __all__ = ["DEMO_STEPS", "demo_dataset", "demo_alignment", "demo_engine"]
 
@@ -95,4 +96,5 @@ DEMO_STEPS = [
     ("Engine: matrix-free GRM, PCG and SLQ", demo_engine),
     ("Heritability: REML, one GRM and two chromosome components", demo_reml),
     ("Association: linear regression (plink2 --glm) and LOCO mixed model", demo_gwas),
+    ("Fine-mapping: SuSiE on one region", demo_susie),
 ]

@@ -210,8 +210,9 @@ def gwas(genotypes, y, covariates=None, *, phenotype_names=None, covariate_names
     for _, X in genotypes.blocks(block_size=block_size, device=device, dtype=dtype,
                                  standardize=False, variants=variants, verbose=verbose):
         stop = start + X.shape[1]
-        for g in groups:
-            Xg = X if g.rows is None else X.index_select(0, g.rows)
+        # row subsets are copied before _block zeroes the missing calls of X in place
+        parts = [(g, X if g.rows is None else X.index_select(0, g.rows)) for g in groups]
+        for g, Xg in parts:
             stats = [t.cpu().numpy() for t in _block(Xg, g)]
             _fill(out, obs, code, slice(start, stop), g, *stats)
         start = stop

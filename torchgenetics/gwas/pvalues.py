@@ -31,10 +31,13 @@ def _numpy(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _log_betainc_cf(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``log I_x(a, b)`` by the modified Lentz continued fraction (x < (a+1)/(a+b+2))."""
+def _log_betainc_cf(a: np.ndarray, b: np.ndarray, x: np.ndarray, log_x: np.ndarray) -> np.ndarray:
+    """``log I_x(a, b)`` by the modified Lentz continued fraction (x < (a+1)/(a+b+2)).
+
+    ``log_x`` is passed separately because ``x`` may underflow to 0.
+    """
     tiny = 1e-300
-    log_front = (a * np.log(x) + b * np.log1p(-x) - np.log(a)
+    log_front = (a * log_x + b * np.log1p(-x) - np.log(a)
                  - (special.gammaln(a) + special.gammaln(b) - special.gammaln(a + b)))
     qab, qap, qam = a + b, a + 1.0, a - 1.0
     c = np.ones_like(x)
@@ -113,8 +116,10 @@ def t_log10_pvalue(t, df) -> np.ndarray:
         out = np.log10(p)
         small = np.isfinite(t) & np.isfinite(df) & (df > 0) & (p < _TINY)
         if small.any():
-            a, x = df[small] / 2.0, df[small] / (df[small] + t[small] ** 2)
-            out[small] = _log_betainc_cf(a, np.full_like(a, 0.5), x) / _LN10
+            a, nu, at = df[small] / 2.0, df[small], np.abs(t[small])
+            # log x = log(nu / (nu + t^2)) without forming t^2 (it overflows for |t| > 1e154)
+            log_x = np.log(nu) - 2.0 * np.log(at) - np.log1p(nu / at / at)
+            out[small] = _log_betainc_cf(a, np.full_like(a, 0.5), np.exp(log_x), log_x) / _LN10
     return out.reshape(shape)
 
 
