@@ -17,7 +17,7 @@ shared, so times are noisy.
 Usage::
 
     .venv/bin/python benchmarks/reml_scaling.py                          # n = 1k ... 16k (long)
-    .venv/bin/python benchmarks/reml_scaling.py --sizes 1000 2000 4000 8000
+    .venv/bin/python benchmarks/reml_scaling.py --sizes 1000 2000 4000 8000 --cohort-n 16000
     .venv/bin/python benchmarks/reml_scaling.py --sizes 500 1000 --m 2000 --memory-sizes 1000
 
 Examples
@@ -294,6 +294,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--memory-sizes", type=int, nargs="*", default=None,
                     help="n for the streamed memory probe (default: the largest size)")
     ap.add_argument("--workdir", default="/tmp/torchgen_reml_bench")
+    ap.add_argument("--cohort-n", type=int, default=None,
+                    help="samples in the simulated cohort (default max n); fits use its first n")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -306,9 +308,10 @@ def main(argv=None) -> dict:
     print(f"REML scaling: n = {sizes}, m = {args.m:,}, {args.probes} probes, {args.threads} thread(s)")
     print(f"start: {load_average()}")
     t0 = time.perf_counter()
-    meta = prepare_cohort(Path(args.workdir) / f"n{sizes[-1]}_m{args.m}", sizes[-1], args.m, args.seed)
+    n_cohort = max(args.cohort_n or 0, sizes[-1])
+    meta = prepare_cohort(Path(args.workdir) / f"n{n_cohort}_m{args.m}", n_cohort, args.m, args.seed)
     print(f"cohort {meta['bfile']}.bed ready in {time.perf_counter() - t0:.1f} s "
-          f"(realized h2 of all {sizes[-1]} samples: {meta['realized_h2']:.3f})")
+          f"(realized h2 of all {n_cohort} samples: {meta['realized_h2']:.3f})")
     base = {"bfile": meta["bfile"], "pheno": meta["pheno"], "probes": args.probes, "threads": args.threads,
             "seed": args.seed, "stream": False, "max_iter": 50}
     rows = []

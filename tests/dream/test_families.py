@@ -36,8 +36,9 @@ def test_family_recovers_technical_and_curve_parameters(family):
         assert np.all(np.sign(frame["n_mean"].to_numpy()[active]) == np.sign(sim.truth["n"][active]))
     ratio = frame["K_mean"].to_numpy()[active] / sim.truth["K"][active]
     assert np.all((ratio > 0.5) & (ratio < 2.0))
-    assert np.all(frame["gate_mean"].to_numpy()[~active] < 0.3)
-    assert np.all(frame["gate_mean"].to_numpy()[active] > 0.5)
+    on = frame["gate_on_mean"].to_numpy()                  # posterior probability that the gate is on
+    assert np.all(on[active] > 0.9)
+    assert np.all(on[~active] < on[active].min() - 0.3)
     if family in ("normal", "studentt"):
         ratio = frame["sigma_mean"].to_numpy() / sim.truth["sigma"]
         assert np.all((ratio > 0.7) & (ratio < 1.4))

@@ -320,7 +320,8 @@ def derived_quantities(spec: CurveSpec, params: dict) -> dict:
 
     ``effect`` is the mean at the largest guide-mean x_true minus the mean at the
     smallest (``x_hi``, ``x_lo`` of the priors) and ``log2fc`` the log2 ratio of the
-    two (NaN where a mean is not positive).
+    two (NaN where a mean is not positive). ``gate_on`` is 1 where a gate exceeds
+    0.5: its posterior mean is the probability that the feature responds.
 
     Parameters
     ----------
@@ -354,6 +355,8 @@ def derived_quantities(spec: CurveSpec, params: dict) -> dict:
     ok = (f_lo > 0) & (f_hi > 0)
     out["log2fc"] = torch.where(ok, torch.log2(f_hi.clamp(min=1e-300) / f_lo.clamp(min=1e-300)),
                                 torch.full_like(f_lo, float("nan")))
+    for gate in spec.gated_sites:
+        out[f"{gate}_on"] = (params[gate] > 0.5).to(ref.dtype)
     if spec.form == "single":
         out["inflection"] = inflection_point(params["K"], params["n"])
     elif spec.form == "additive":

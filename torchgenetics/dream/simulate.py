@@ -270,8 +270,11 @@ def _trans_truth(rng, kinds, family, form, log_x, n_categories) -> dict:
     V = np.where(gate[:, None] if np.ndim(V) == 2 else gate, V, 0.0)
     truth.update(A=A, V=V)
     if form == "additive":
-        K2 = np.exp(rng.uniform(lo, hi, f))
-        truth.update(K2=K2, n2=-rng.uniform(1.5, 3.0, f), n=np.abs(n), V2=np.where(gate, 0.7 * V, 0.0))
+        # a rise at low x, a fall at high x: a bump over the observed range
+        q = np.quantile(log_x, [0.1, 0.4, 0.6, 0.9])
+        K = np.exp(rng.uniform(q[0], q[1], f))
+        K2 = np.exp(rng.uniform(q[2], q[3], f))
+        truth.update(K=K, K2=K2, n2=-rng.uniform(2.0, 3.0, f), n=np.abs(n), V2=np.where(gate, 0.8 * V, 0.0))
     truth["form"] = form
     return truth
 

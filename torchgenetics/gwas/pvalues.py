@@ -82,7 +82,7 @@ def t_pvalue(t, df) -> np.ndarray:
     0.073388
     """
     t, df = np.broadcast_arrays(_numpy(t), _numpy(df))
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return special.betainc(df / 2.0, 0.5, df / (df + t * t))
 
 
@@ -111,7 +111,7 @@ def t_log10_pvalue(t, df) -> np.ndarray:
     t, df = np.broadcast_arrays(_numpy(t), _numpy(df))
     shape = t.shape
     t, df = t.astype(np.float64).ravel(), df.astype(np.float64).ravel()
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         p = special.betainc(df / 2.0, 0.5, df / (df + t * t))
         out = np.log10(p)
         small = np.isfinite(t) & np.isfinite(df) & (df > 0) & (p < _TINY)

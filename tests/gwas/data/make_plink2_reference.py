@@ -72,7 +72,7 @@ def write_edge_inputs() -> None:
     X[0, 7] = 1.0                                   # singleton
     X[:, 8] = c2                                    # identical to a covariate
     X[:, 9] = c2
-    X[:5, 9] = np.where(c2[:5] == 0, 1, 0)          # nearly collinear with it
+    X[:3, 9] = c2[:3] + np.where(c2[:3] < 2, 1, -1)  # nearly collinear with it
     write_plink(HERE / "edge", X, sim.samples, sim.variants)
     y1 = np.round(np.nan_to_num(X[:, 20], nan=np.nan) * 0.3 + rng.normal(size=400), 6)
     y2 = np.round(rng.normal(size=400) + 0.5 * cov.c1.to_numpy(), 6)
