@@ -88,7 +88,7 @@ def test_single_grm_outputs_read_back(tmp_path, data, capsys):
     # the warm start from the written fit is already converged
     assert lib_fit(data, GRM(data[2]), init=fit).n_iter <= 1
     log = open(f"{prefix}.log", encoding="utf-8").read()
-    for part in ("command: torchgen reml --bfile", "samples: 1000 genotyped, 990 used, 10 dropped",
+    for part in ("command (effective, config merged): torchgen reml --bfile", "samples: 1000 genotyped, 990 used, 10 dropped",
                  "REML fit (exact-eigh)", "-- timings (s)", f"{prefix}.hsq.tsv"):
         assert part in log
     assert "REML fit (exact-eigh)" in capsys.readouterr().out

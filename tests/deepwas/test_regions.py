@@ -43,7 +43,7 @@ def test_block_regions_match_by_id_and_count_drops():
     keep = [0, 1, 3, 4, 5]
     assert torch.allclose(r0.ld, R[keep][:, keep])
     assert r1.variant_ids[r1.window.numpy()].tolist() == ["v6", "v8", "v9"]
-    assert r1.z.tolist() == [5.0, 6.0, 7.0]  # statistics rows of v6, v8, v9
+    assert r1.z.tolist() == [6.0, 7.0, 8.0]  # statistics rows of v6, v8, v9
     assert r0.features[2].tolist() == [2.0, 2.0]  # annotation row of v3
     rep = rs.report
     assert (rep["n_no_annotation"], rep["n_flank_only"], rep["n_sumstats_not_in_ld"]) == (1, 1, 3)
@@ -77,8 +77,10 @@ def test_banded_regions_and_subset():
     assert sum(r.n_scored for r in rs) == 39
     first = rs[0]
     assert isinstance(first.ld, BandedLD)
-    # window v0..v7 plus a flank of one bandwidth (5) on the right, never across chromosomes
-    assert first.variant_ids.tolist() == [f"v{i}" for i in range(13)]
+    # 19 scored on chromosome 1 -> balanced windows of 7, 6, 6; the first (v0..v6) gets a
+    # flank of one bandwidth (5) on the right
+    assert [r.n_scored for r in rs if r.chrom == "1"] == [7, 6, 6]
+    assert first.variant_ids.tolist() == [f"v{i}" for i in range(12)]
     last_chr1 = [r for r in rs if r.chrom == "1"][-1]
     assert all(int(v[1:]) < 20 for v in last_chr1.variant_ids)
     keep = [int(v[1:]) for v in rs[2].variant_ids]

@@ -9,7 +9,13 @@ import pytest
 import torch
 from scipy import stats
 
-from torchgenetics.gwas.pvalues import chi2_log10_pvalue, chi2_pvalue, format_pvalue, t_log10_pvalue, t_pvalue
+from torchgenetics.gwas.pvalues import (
+    chi2_log10_pvalue,
+    chi2_pvalue,
+    format_pvalue,
+    t_log10_pvalue,
+    t_pvalue,
+)
 
 
 def test_t_pvalue_matches_scipy_in_the_bulk():

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from torchgenetics.errors import InputError, MissingFileError
 
-__all__ = ["add_parser", "run", "load_config", "resolve_options", "OPTIONS", "DEFAULTS"]
+__all__ = ["add_parser", "run", "load_config", "resolve_options", "effective_command", "OPTIONS", "DEFAULTS"]
 
 # Long option name -> (argparse keyword arguments, default). The same table checks a YAML config.
 OPTIONS = {
@@ -427,7 +427,7 @@ def run(args) -> int:
         with _memory_budget(o["memory-budget"]):
             start = clock = time.perf_counter()
             log(f"torchgen {torchgenetics.__version__} reml")
-            log(f"command: {effective_command(o)}")
+            log(f"command (effective, config merged): {effective_command(o)}")
             if o["config"]:
                 log(f"config: {o['config']} (command-line flags override it)")
             if o["memory-budget"] is not None:

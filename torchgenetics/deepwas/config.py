@@ -13,18 +13,19 @@ from pathlib import Path
 from torchgenetics.errors import FileFormatError, InputError, MissingFileError
 from torchgenetics.optim import OptimConfig, as_config
 
-from .likelihood import EXACT_MAX_VARIANTS
+from .likelihood import BANDED_EXACT_MAX, EXACT_MAX_VARIANTS
 
 __all__ = ["DeepWASConfig", "DEFAULTS"]
 
 DEFAULTS = {
     "prior": {"kind": "mlp", "hidden": [64, 64], "activation": "gelu", "dropout": 0.0,
               "channels": [16, 16], "kernel_size": 5},
-    "likelihood": {"method": "auto", "exact_max": EXACT_MAX_VARIANTS, "rank_tol": 1e-8,
-                   "num_probes": 16, "lanczos_steps": 30, "tol": 1e-6, "max_iter": 1000,
+    "likelihood": {"method": "auto", "exact_max": EXACT_MAX_VARIANTS,
+                   "banded_exact_max": BANDED_EXACT_MAX, "rank_tol": 1e-8, "num_probes": 16,
+                   "lanczos_steps": 30, "tol": 1e-6, "max_iter": 1000, "preconditioner": "auto",
                    "precond_rank": 64, "precond_refresh": 10},
     "data": {"window_size": None, "flank": None, "batch_size": 8, "val_chromosomes": [],
-             "track_half_width": 0, "dense_max": 4096},
+             "track_half_width": 0, "dense_max": 0},
     "training": {"epochs": 20, "objective": "likelihood", "sigma": 1.0, "learn_sigma": False,
                  "link": "exp", "weight_decay": 0.01, "patience": None, "restore_best": True,
                  "eval_train": False, "seed": 0},

@@ -31,6 +31,7 @@ effect variances ``f`` (p,) and noise scale ``sigma``, the z-scores of the windo
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -43,15 +44,18 @@ from .banded import BandedCholeskyPreconditioner, bands_from_matvec
 
 from .regions import Region, ld_dense, ld_matmul, ld_squared
 
-__all__ = ["RegionNLL", "RegionLikelihood", "EXACT_MAX_VARIANTS", "LOG_2PI"]
+__all__ = ["RegionNLL", "RegionLikelihood", "EXACT_MAX_VARIANTS", "BANDED_EXACT_MAX", "LOG_2PI"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
-# Largest scored window for which method="auto" takes the exact path. Measured by
-#   .venv/bin/python benchmarks/deepwas.py     (1 thread, shared 2-core x86-64, float64)
-# time per training step (prior + likelihood + backward) on a banded-LD region: see the
-# benchmark's printout; the iterative path wins above about this size.
-EXACT_MAX_VARIANTS = 4000
+# Largest scored window for which method="auto" takes the exact path, measured by
+#   .venv/bin/python benchmarks/deepwas.py [--iterative-ld dense]
+# (time per AdamW training step, MLP prior, 1 thread, shared 2-core x86-64, float64).
+# Banded LD (band 100 SNPs, banded-Cholesky preconditioner): the iterative step is faster
+# from about 1,000 variants. Dense LD (projected-core preconditioner, dense products): the
+# exact step stays faster at every measured size, so auto keeps it up to its memory limit.
+BANDED_EXACT_MAX = 1000
+EXACT_MAX_VARIANTS = 8000
 
 METHODS = ("auto", "exact", "iterative")
 PRECONDITIONERS = ("auto", "banded", "projected_core", "none")
@@ -123,12 +127,19 @@ def _exact_parts(region: Region, rank_tol: float) -> dict:
         Rww = Rw.index_select(1, w)
         lam, U = torch.linalg.eigh(0.5 * (Rww + Rww.mT))
         top = float(lam.max()) if lam.numel() else 0.0
+        low = float(lam.min()) if lam.numel() else 0.0
+        if low < -1e-6 * max(top, 0.0):
+            warnings.warn(f"region {region.name}: LD of the scored window is not positive "
+                          f"semi-definite (smallest eigenvalue {low:.3g}); the exact likelihood "
+                          "drops those directions. Repair the LD (repair='ridge').",
+                          RuntimeWarning, stacklevel=4)
         keep = lam > rank_tol * top if top > 0 else torch.zeros_like(lam, dtype=torch.bool)
         lam, U = lam[keep], U[:, keep]
         Wt = U / lam.sqrt()
         B = Wt.mT @ (region.sqrt_n.unsqueeze(-1) * Rw)
         t = Wt.mT @ region.z
-    return {"B": B, "t": t, "logdet_lam": float(lam.log().sum()), "rank": int(lam.numel())}
+    return {"B": B, "t": t, "logdet_lam": float(lam.log().sum()), "rank": int(lam.numel()),
+            "min_eigenvalue": low}
 
 
 def _projection(region: Region):
@@ -166,10 +177,12 @@ class RegionLikelihood:
     Parameters
     ----------
     method : {"auto", "exact", "iterative"}
-        ``"auto"``: exact when the window has at most ``exact_max`` variants and the LD
-        is dense, iterative otherwise.
+        ``"auto"``: exact when the window has at most ``exact_max`` variants (dense LD) or
+        ``banded_exact_max`` (banded LD), iterative otherwise.
     exact_max : int
-        Crossover for ``"auto"`` (default :data:`EXACT_MAX_VARIANTS`, measured).
+        Crossover for dense LD (default :data:`EXACT_MAX_VARIANTS`, measured).
+    banded_exact_max : int
+        Crossover for banded LD (default :data:`BANDED_EXACT_MAX`, measured).
     rank_tol : float
         Exact path: eigenvalues of ``R_ww`` below ``rank_tol * max`` are treated as 0.
     num_probes : int
@@ -211,7 +224,7 @@ class RegionLikelihood:
     """
 
     def __init__(self, method: str = "auto", exact_max: int = EXACT_MAX_VARIANTS,
-                 rank_tol: float = 1e-8, num_probes: int = 16, lanczos_steps: int = 30,
+                 banded_exact_max: int = BANDED_EXACT_MAX, rank_tol: float = 1e-8, num_probes: int = 16, lanczos_steps: int = 30,
                  tol: float = 1e-6, max_iter: int = 1000, preconditioner: str = "auto",
                  precond_rank: int = 64, precond_refresh: int = 10, seed: int = 0,
                  cache: bool = True):
@@ -224,6 +237,7 @@ class RegionLikelihood:
         self.method = method
         self.preconditioner = preconditioner
         self.exact_max = int(exact_max)
+        self.banded_exact_max = int(banded_exact_max)
         self.rank_tol = float(rank_tol)
         self.num_probes = int(num_probes)
         self.lanczos_steps = int(lanczos_steps)
@@ -243,7 +257,7 @@ class RegionLikelihood:
         >>> RegionLikelihood("exact").config()["method"]
         'exact'
         """
-        keys = ("method", "exact_max", "rank_tol", "num_probes", "lanczos_steps", "tol",
+        keys = ("method", "exact_max", "banded_exact_max", "rank_tol", "num_probes", "lanczos_steps", "tol",
                 "max_iter", "preconditioner", "precond_rank", "precond_refresh", "seed", "cache")
         return {k: getattr(self, k) for k in keys}
 
@@ -257,8 +271,8 @@ class RegionLikelihood:
         """
         if self.method != "auto":
             return self.method
-        dense = isinstance(region.ld, torch.Tensor)
-        return "exact" if dense and region.n_scored <= self.exact_max else "iterative"
+        limit = self.exact_max if isinstance(region.ld, torch.Tensor) else self.banded_exact_max
+        return "exact" if region.n_scored <= limit else "iterative"
 
     def __call__(self, region: Region, variance: torch.Tensor, sigma=1.0,
                  method: str | None = None) -> RegionNLL:
@@ -308,8 +322,9 @@ class RegionLikelihood:
         0.918939
         """
         zero = torch.zeros(region.n_variants, dtype=region.dtype, device=region.device)
+        sigma = float(sigma.detach()) if isinstance(sigma, torch.Tensor) else float(sigma)
         with torch.no_grad():
-            return self(region, zero, float(torch.as_tensor(sigma).detach()), method=method)
+            return self(region, zero, sigma, method=method)
 
     # ----------------------------------------------------------------- exact path
 

@@ -293,7 +293,7 @@ class _Builder:
         ann_pos = self.ann.positions_of(ids)
         kept = ann_pos >= 0
         scored = kept & (ss_pos >= 0)
-        self.seen[ss_pos[scored]] = True
+        self.seen[ss_pos[ss_pos >= 0]] = True
         self.report["n_ld_variants"] += len(ids)
         self.report["n_no_annotation"] += int((~kept).sum())
         self.report["n_flank_only"] += int((kept & (ss_pos < 0)).sum())
@@ -366,7 +366,7 @@ def _banded_regions(b: _Builder, op: BandedLD, k: int, window_size, flank, dense
 
 
 def build_regions(sumstats: SumStats, annotations: Annotations, ld, window_size: int | None = None,
-                  flank: int | None = None, dense_max: int = 4096, dtype=torch.float64,
+                  flank: int | None = None, dense_max: int = 0, dtype=torch.float64,
                   device=None) -> RegionSet:
     """Cut summary statistics, annotations and LD into regions (matched by variant id).
 

@@ -82,7 +82,7 @@ def as_phenotypes(y, n: int, names=None) -> tuple[np.ndarray, list[str]]:
     for j, name in enumerate(names):
         col = arr[:, j][~np.isnan(arr[:, j])]
         if col.size < 3 or np.all(col == col[0]):
-            raise PhenotypeError(f"phenotype {names[j]!r} has {col.size} observed values"
+            raise PhenotypeError(f"phenotype {name!r} has {col.size} observed values"
                                  + (" all equal" if col.size else "") + "; it needs at least 3 that vary")
     return arr, [str(v) for v in names]
 

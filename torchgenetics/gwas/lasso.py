@@ -86,7 +86,8 @@ def lambda_grid(g: np.ndarray, n_lambda: int = 40, min_ratio: float = 0.01) -> n
 def _descend(H, diag, grad, b, active, lam, tol, max_sweeps):
     """Coordinate descent over ``active`` until the largest objective change is below tol."""
     sweeps = 0
-    for sweeps in range(1, max_sweeps + 1):
+    while sweeps < max_sweeps:
+        sweeps += 1
         biggest = 0.0
         for j in active:
             z = grad[j] + diag[j] * b[j]

@@ -2,9 +2,10 @@
 
 With ``V = s2g K + s2e I`` from a REML fit, covariates ``C`` (intercept included)
 and ``P = V^-1 - V^-1 C (C'V^-1 C)^-1 C'V^-1``, the score statistic of a variant
-``x`` is ``chi2 = (x'Py)^2 / (x'Px)``. ``Py`` is one block PCG solve per kernel
-(``V^-1 [y~ | C]``, never forming ``V^-1``), so the numerator of every variant
-comes from one pass over the genotypes. The denominator would need a solve per
+``x`` is ``chi2 = (x'Py)^2 / (x'Px)``. ``Py`` comes from block PCG on the covariate-projected
+system ``(MVM) u = My`` (``M = I - QQ'``; no solve for the covariates, ``V^-1`` never
+formed), all LOCO kernels solved jointly (one genotype pass per iteration), so the
+numerator of every variant comes from one more pass over the genotypes. The denominator would need a solve per
 variant; instead ``x'Px = gamma x~'x~`` with ``x~`` the covariate-residualized
 genotype and ``gamma`` the mean of ``x'Px / x~'x~`` over a seeded random subset of
 variants (GRAMMAR-gamma; BOLT-LMM's calibration of its infinitesimal statistic).
@@ -78,21 +79,6 @@ def _centred(genotypes, positions: np.ndarray, Q: torch.Tensor, device, dtype):
     mean = torch.nanmean(X, dim=0)
     Xc = torch.nan_to_num(X - mean, nan=0.0)
     return Xc, Xc - Q @ (Q.T @ Xc)
-
-
-def _group_solve(cov, leave_out, y_res, C, X_res, tol, max_iter):
-    """``Py`` and the calibration ratios ``x'Px / x~'x~`` for one kernel."""
-    p = C.shape[1]
-    B = torch.cat([y_res.unsqueeze(1), C, X_res], dim=1)
-    S = cov.solve(B, leave_out=leave_out, tol=tol, max_iter=max_iter)
-    vy, vc, vx = S[:, 0], S[:, 1:1 + p], S[:, 1 + p:]
-    A = C.T @ vc
-    L = torch.linalg.cholesky(0.5 * (A + A.T))
-    proj = torch.cholesky_solve(C.T @ torch.cat([vy.unsqueeze(1), vx], dim=1), L)
-    py = vy - vc @ proj[:, 0]
-    xpx = (X_res * vx).sum(0) - ((C.T @ vx) * proj[:, 1:]).sum(0)
-    ratio = xpx / X_res.square().sum(0)
-    return py, ratio
 
 
 def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_calibration: int = 30,
@@ -200,13 +186,17 @@ def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_ca
     if not poly.any():
         raise InputError("none of the variants to test is polymorphic")
     picks = calibration_variants(labels[poly], tested[poly], n_calibration, seed=seed)
+    # one joint projected PCG solve for every kernel: [y~ | calibration x~] -> [Py | Px]
     y_res = yt - Q @ (Q.T @ yt)
+    X_res = {label: _centred(genotypes, chosen, Q, device, dtype)[1] for label, chosen in picks.items()}
+    rhs = {None if label == _WHOLE else label: torch.cat([y_res.unsqueeze(1), X_res[label]], dim=1)
+           for label in picks}
+    solved = cov.solve_loco(rhs, tol=cg_tol, max_iter=cg_max_iter, project=Q)
     py, gamma, ratios = {}, {}, {}
-    for label, chosen in picks.items():
-        _, X_res = _centred(genotypes, chosen, Q, device, dtype)
-        leave_out = None if label == _WHOLE else label
-        py[label], ratio = _group_solve(cov, leave_out, y_res, C, X_res, cg_tol, cg_max_iter)
-        gamma[label], ratios[label] = float(ratio.mean()), ratio.cpu().numpy()
+    for label in picks:
+        S = solved[None if label == _WHOLE else label]
+        ratio = (X_res[label] * S[:, 1:]).sum(0) / X_res[label].square().sum(0)
+        py[label], gamma[label], ratios[label] = S[:, 0], float(ratio.mean()), ratio.cpu().numpy()
 
     table = variant_table(genotypes, tested)
     keys = list(picks)
