@@ -68,7 +68,14 @@ def _screen(cells: int, features: int, seed: int):
 
 
 def worker_throughput(cfg: dict) -> dict:
-    """One throughput configuration: fit ``steps`` SVI steps, report speed and peak memory."""
+    """One throughput configuration: fit ``steps`` SVI steps, report speed and peak memory.
+
+    Examples
+    --------
+    >>> worker_throughput({"cells": 500, "features": 20, "steps": 3, "dtype": "float64", "threads": 1,
+    ...                    "seed": 0, "batch": None})["batch"] is None  # doctest: +SKIP
+    True
+    """
     import torch
 
     torch.set_num_threads(cfg["threads"])
@@ -85,7 +92,14 @@ def worker_throughput(cfg: dict) -> dict:
 
 
 def worker_plateau(cfg: dict) -> dict:
-    """Fit until the plateau rule fires; report the loss trajectory, time and recovery."""
+    """Fit until the plateau rule fires; report the loss trajectory, time and recovery.
+
+    Examples
+    --------
+    >>> worker_plateau({"cells": 300, "features": 5, "max_steps": 300, "threads": 1, "seed": 0,
+    ...                 "schedule": "onecycle", "lr": 0.05})["steps"] <= 300  # doctest: +SKIP
+    True
+    """
     import numpy as np
     import torch
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from torchgenetics.deepwas.demo import demo_deepwas
 from torchgenetics.gwas.demo import demo_gwas
 from torchgenetics.reml.demo import demo_reml
 from torchgenetics.susie.demo import demo_susie
@@ -97,4 +98,5 @@ DEMO_STEPS = [
     ("Heritability: REML, one GRM and two chromosome components", demo_reml),
     ("Association: linear regression (plink2 --glm) and LOCO mixed model", demo_gwas),
     ("Fine-mapping: SuSiE on one region", demo_susie),
+    ("Functional priors: DeepWAS, linear vs MLP vs LDSC-style (simulated)", demo_deepwas),
 ]

@@ -93,3 +93,14 @@ def test_config_validation(tmp_path):
     cfg = DeepWASConfig.from_yaml("configs/deepwas.yaml")
     assert cfg.to_dict() == DeepWASConfig().to_dict()
     assert cfg.optim_config(50).n_steps == 50
+
+
+def test_warm_start_continues_from_a_fit(small_example, tmp_path):
+    ex = small_example
+    first = fit_deepwas(ex.sumstats, ex.annotations, ex.ld, SMALL)
+    first.save(tmp_path / "first.h5")
+    again = fit_deepwas(ex.sumstats, ex.annotations, ex.ld, SMALL, init=DeepWASFit.load(tmp_path / "first.h5"))
+    assert again.history.steps["loss"].iloc[0] < first.history.steps["loss"].iloc[0]
+    assert again.metrics["val"]["nll"] <= first.metrics["val"]["nll"] + 1e-3
+    with pytest.raises(InputError, match="init"):
+        fit_deepwas(ex.sumstats, ex.annotations, ex.ld, dict(SMALL, prior={"kind": "linear"}), init=first)

@@ -120,7 +120,7 @@ def test_iterative_gradient_is_unbiased(region_factory):
     gs, ss = [], []
     for seed in range(24):
         lik = RegionLikelihood("iterative", num_probes=4, precond_rank=10, seed=seed)
-        _, g, s, _ = _grads(lambda f, s: lik(reg, f, s), f, 1.0)
+        _, g, s, _ = _grads(lambda f, s, lik=lik: lik(reg, f, s), f, 1.0)
         gs.append(g)
         ss.append(float(s))
     single = float((gs[0] - g_ex).norm() / g_ex.norm())

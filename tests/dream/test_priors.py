@@ -6,7 +6,12 @@ import scipy.sparse as sp
 import torch
 
 from torchgenetics.dream import hill_priors
-from torchgenetics.dream.priors import baseline_priors, group_means, lognormal_params, normalized_values
+from torchgenetics.dream.priors import (
+    baseline_priors,
+    group_means,
+    lognormal_params,
+    normalized_values,
+)
 
 
 def _design(n_guides=10, per=8, seed=0):

@@ -113,3 +113,14 @@ def test_input_errors_and_single_chromosome(polygenic):
     with pytest.warns(RuntimeWarning, match="two chromosomes"):
         res = lmm_gwas(G, d["y"], precond_rank=10)
     assert not res.info["loco"] and list(res.info["gamma"]) == ["genome"]
+
+
+def test_lmm_result_roundtrip(polygenic_lmm, tmp_path):
+    from torchgenetics.gwas import GWASResult
+
+    polygenic_lmm.save(tmp_path / "lmm.h5")
+    back = GWASResult.load(tmp_path / "lmm.h5")
+    assert back.method == "lmm" and back.stat_name == "CHISQ"
+    assert back.info["gamma"] == polygenic_lmm.info["gamma"]
+    np.testing.assert_array_equal(back.stat, polygenic_lmm.stat)
+    assert list(back.to_frame().columns)[10] == "CHISQ"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 __all__ = ["add_parser", "run_train", "run_predict"]
 
 
@@ -17,6 +15,7 @@ def add_parser(subparsers) -> None:
 
     Examples
     --------
+    >>> import argparse
     >>> p = argparse.ArgumentParser(); sub = p.add_subparsers(dest="command"); add_parser(sub)
     >>> p.parse_args(["deepwas", "predict", "--model", "m.h5", "--annotations", "a", "--out", "o"]).action
     'predict'

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -162,6 +161,7 @@ class RegionDataModule:
 
         Examples
         --------
+        >>> import numpy as np
         >>> from torchgenetics.deepwas.simulate import simulate_example
         >>> ex = simulate_example(n_variants=300, n_reference=300, block_size=100, seed=0)
         >>> dm = RegionDataModule(ex.regions)

@@ -77,7 +77,7 @@ class DeepWASFit:
     @property
     def sigma(self) -> float:
         """Noise scale."""
-        return float(self.module.sigma)
+        return float(self.module.sigma.detach())
 
     def predict(self, annotations: Annotations) -> pd.DataFrame:
         """Prior variance of every variant of ``annotations`` (see :func:`predict_variance`).
@@ -178,7 +178,8 @@ class DeepWASFit:
 
 
 def fit_deepwas(sumstats: SumStats, annotations: Annotations, ld, config=None, prior=None,
-                device=None, dtype=torch.float64, verbose: bool = False) -> DeepWASFit:
+                init: DeepWASFit | None = None, device=None, dtype=torch.float64,
+                verbose: bool = False) -> DeepWASFit:
     """Train a functional prior on summary statistics, annotations and LD.
 
     Matches the inputs by variant id and cuts regions (:func:`build_regions`), holds
@@ -194,6 +195,9 @@ def fit_deepwas(sumstats: SumStats, annotations: Annotations, ld, config=None, p
     config : DeepWASConfig, dict or YAML path, optional
     prior : torch.nn.Module, optional
         Any network mapping features to log-variances (overrides ``config.prior``).
+    init : DeepWASFit, optional
+        Warm start: continue from this fit's weights, scale, noise and feature
+        standardization (same prior architecture); a fit loaded from HDF5 works as well.
     device, dtype : optional
         Where to train (default CPU, float64).
     verbose : bool
@@ -207,10 +211,10 @@ def fit_deepwas(sumstats: SumStats, annotations: Annotations, ld, config=None, p
     --------
     >>> from torchgenetics.deepwas.simulate import simulate_example
     >>> ex = simulate_example(n_variants=300, n_reference=300, block_size=100, seed=0)
-    >>> fit = fit_deepwas(ex.sumstats, ex.annotations, ex.ld, {"training": {"epochs": 2},
+    >>> fit = fit_deepwas(ex.sumstats, ex.annotations, ex.ld, {"training": {"epochs": 4},
     ...                   "prior": {"hidden": [8]}, "data": {"batch_size": 1}})
-    >>> fit.history.n_steps
-    6
+    >>> fit.history.n_steps   # 4 regions (2 chromosomes of 150 variants, blocks of 100) x 4 epochs
+    16
     """
     cfg = DeepWASConfig.coerce(config)
     tr, dcfg = cfg.training, cfg.data
@@ -232,6 +236,11 @@ def fit_deepwas(sumstats: SumStats, annotations: Annotations, ld, config=None, p
                            link=tr["link"], log_scale=dm.moment_log_variance(float(tr["sigma"])),
                            optim=cfg.optim, weight_decay=float(tr["weight_decay"]),
                            feature_mean=mean, feature_sd=sd, dtype=dtype)
+    if init is not None:
+        try:
+            module.load_state_dict(init.module.state_dict())
+        except RuntimeError as err:
+            raise InputError(f"init: the previous fit's weights do not fit this prior ({err})") from None
     if device is not None:
         module = module.to(device)
     if int(tr["epochs"]) * dm.steps_per_epoch * float(cfg.optim.get("pct_start", 0.1)) <= 1:

@@ -38,10 +38,10 @@ import torch
 
 from torchgenetics.errors import InputError
 from torchgenetics.linalg import ProjectedCorePreconditioner, block_cg, make_probes, slq_logdet
+from torchgenetics.memory import available_bytes
 from torchgenetics.operators import BandedLD
 
 from .banded import BandedCholeskyPreconditioner, bands_from_matvec
-
 from .regions import Region, ld_dense, ld_matmul, ld_squared
 
 __all__ = ["RegionNLL", "RegionLikelihood", "EXACT_MAX_VARIANTS", "BANDED_EXACT_MAX", "LOG_2PI"]
@@ -178,7 +178,8 @@ class RegionLikelihood:
     ----------
     method : {"auto", "exact", "iterative"}
         ``"auto"``: exact when the window has at most ``exact_max`` variants (dense LD) or
-        ``banded_exact_max`` (banded LD), iterative otherwise.
+        ``banded_exact_max`` (banded LD) and its dense matrices fit the memory budget
+        (:func:`torchgenetics.memory.available_bytes`), iterative otherwise.
     exact_max : int
         Crossover for dense LD (default :data:`EXACT_MAX_VARIANTS`, measured).
     banded_exact_max : int
@@ -211,6 +212,7 @@ class RegionLikelihood:
 
     Examples
     --------
+    >>> import numpy as np
     >>> R = torch.tensor([[1.0, 0.4], [0.4, 1.0]], dtype=torch.float64)
     >>> reg = Region("r", "1", np.array(["a", "b"], dtype=object), R, torch.tensor([0, 1]),
     ...              torch.tensor([2.0, 1.0], dtype=torch.float64),
@@ -248,6 +250,7 @@ class RegionLikelihood:
         self.seed = int(seed)
         self.cache = bool(cache)
         self.generator = torch.Generator().manual_seed(self.seed)
+        self._budgets: dict = {}
 
     def config(self) -> dict:
         """The constructor arguments (for saving with a fit).
@@ -272,7 +275,17 @@ class RegionLikelihood:
         if self.method != "auto":
             return self.method
         limit = self.exact_max if isinstance(region.ld, torch.Tensor) else self.banded_exact_max
-        return "exact" if region.n_scored <= limit else "iterative"
+        if region.n_scored > limit:
+            return "iterative"
+        # dense R, its window rows and the whitened B (about 3 p^2), and C and its gradient
+        need = (3 * region.n_variants ** 2 + 3 * region.n_scored ** 2) * region.z.element_size()
+        return "exact" if need <= self._budget(region.device) else "iterative"
+
+    def _budget(self, device) -> int:
+        key = str(device)
+        if key not in self._budgets:
+            self._budgets[key] = available_bytes(device)
+        return self._budgets[key]
 
     def __call__(self, region: Region, variance: torch.Tensor, sigma=1.0,
                  method: str | None = None) -> RegionNLL:
@@ -295,6 +308,7 @@ class RegionLikelihood:
 
         Examples
         --------
+        >>> import numpy as np
         >>> reg = Region("r", "1", np.array(["a"], dtype=object), torch.eye(1, dtype=torch.float64),
         ...              torch.tensor([0]), torch.tensor([1.0], dtype=torch.float64),
         ...              torch.ones(1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64))
@@ -310,11 +324,36 @@ class RegionLikelihood:
             return self._iterative(region, variance, sigma)
         raise InputError(f"likelihood method must be 'exact' or 'iterative', got {path!r}")
 
+    def prepare(self, region: Region) -> dict:
+        """Precompute (and cache) the exact path's whitening of a region; returns it.
+
+        The eigendecomposition of ``R_ww`` is the exact path's one-off cost; training
+        calls it lazily on first use, this does it ahead (e.g. to time it, or before a
+        timed loop).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> reg = Region("r", "1", np.array(["a", "b"], dtype=object), torch.eye(2, dtype=torch.float64),
+        ...              torch.tensor([0, 1]), torch.ones(2, dtype=torch.float64),
+        ...              torch.ones(2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64))
+        >>> RegionLikelihood().prepare(reg)["rank"]
+        2
+        """
+        key = ("exact", self.rank_tol)
+        parts = region.cache.get(key) if self.cache else None
+        if parts is None:
+            parts = _exact_parts(region, self.rank_tol)
+            if self.cache:
+                region.cache[key] = parts
+        return parts
+
     def null(self, region: Region, sigma=1.0, method: str | None = None) -> RegionNLL:
         """NLL of the region's window under the null ``F -> 0`` (``z_w ~ N(0, sigma R_ww)``).
 
         Examples
         --------
+        >>> import numpy as np
         >>> reg = Region("r", "1", np.array(["a"], dtype=object), torch.eye(1, dtype=torch.float64),
         ...              torch.tensor([0]), torch.tensor([0.0], dtype=torch.float64),
         ...              torch.ones(1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64))
@@ -329,12 +368,7 @@ class RegionLikelihood:
     # ----------------------------------------------------------------- exact path
 
     def _exact(self, region, f, sigma) -> RegionNLL:
-        key = ("exact", self.rank_tol)
-        parts = region.cache.get(key) if self.cache else None
-        if parts is None:
-            parts = _exact_parts(region, self.rank_tol)
-            if self.cache:
-                region.cache[key] = parts
+        parts = self.prepare(region)
         B, t, r = parts["B"], parts["t"], parts["rank"]
         if r == 0:
             loss = (f * 0.0).sum() + sigma * 0.0
@@ -382,7 +416,7 @@ class RegionLikelihood:
         if rank < 1:
             return None
         w, sn = region.window, region.sqrt_n
-        diag_r = ld_dense(region.ld).diagonal()
+        diag_r = region.ld.diagonal() if isinstance(region.ld, torch.Tensor) else region.ld.bands[0]
         sq = ld_matmul(ld_squared(region.ld), fd.unsqueeze(-1)).squeeze(-1)
         traces = [float((sn.square() * sq.index_select(0, w)).sum()),
                   float(diag_r.index_select(0, w).sum())]

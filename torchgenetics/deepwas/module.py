@@ -311,7 +311,7 @@ class DeepWASModule(nn.Module):
         if cfg.schedule != "onecycle":
             raise InputError("DeepWAS trains with the OneCycle schedule; set optim.schedule: onecycle")
         decay, no_decay = [], []
-        for name, p in self.named_parameters():
+        for p in self.parameters():
             if p.requires_grad:
                 (decay if p.dim() >= 2 else no_decay).append(p)
         groups = [{"params": decay, "weight_decay": self.weight_decay},

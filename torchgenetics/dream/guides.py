@@ -19,7 +19,13 @@ from typing import Callable
 import torch
 from pyro import poutine
 from pyro.distributions.transforms import biject_to
-from pyro.infer.autoguide import AutoGuideList, AutoNormal, AutoStructured, init_to_median, init_to_value
+from pyro.infer.autoguide import (
+    AutoGuideList,
+    AutoNormal,
+    AutoStructured,
+    init_to_median,
+    init_to_value,
+)
 from pyro.poutine.util import site_is_subsample
 
 from ..errors import InputError

@@ -126,8 +126,9 @@ class BayesDream:
             Optimiser settings; keyword overrides in ``**optim``.
         batch_size : "auto", int or None
             Cells per SVI step.
-        guide : callable, optional
-            ``guide(model) -> guide`` (default AutoNormal).
+        guide : None, str or callable
+            ``"autonormal"`` (default), ``"structured"`` (per-feature covariance,
+            see :mod:`~torchgenetics.dream.guides`) or ``guide(model) -> guide``.
         init : TechnicalFit, optional
             Warm start.
         n_samples : int
@@ -238,7 +239,7 @@ class BayesDream:
         form : {"single", "additive", "nested", "polynomial"}
             Curve form.
         x_true : array-like, optional
-            (cells,) cis expression; default the cis fit's posterior mean.
+            (cells,) cis expression taken as known; default the cis fit's posterior.
         technical : bool, default True
             Plug in ``self.technical[modality]`` when it exists.
         gate_prior : float, default 0.2
@@ -251,6 +252,10 @@ class BayesDream:
             CV of the log-normal A and Vmax priors.
         temperature : (float, float)
             Gate temperature at the first and last step (geometric annealing).
+        x_uncertainty : bool, default True
+            With the cis fit's x_true, make log2 x_true a per-cell latent whose prior
+            is the cis posterior (its mean and sd): the curves then carry the
+            uncertainty of x_true instead of treating its posterior mean as exact.
         config, batch_size, guide, init, n_samples, seed, **optim
             As in :meth:`fit_technical`.
 
@@ -338,8 +343,15 @@ class BayesDream:
 
         Examples
         --------
-        >>> callable(BayesDream.load_fits)
-        True
+        >>> import tempfile, os
+        >>> from torchgenetics.dream import simulate_screen
+        >>> sim = simulate_screen(n_cells=80, n_features=2, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> _ = dm.fit_technical(n_steps=50, n_samples=10)
+        >>> f = os.path.join(tempfile.mkdtemp(), "dream.h5")
+        >>> dm.save(f)
+        >>> list(BayesDream(sim.counts, sim.cells, sim.cis_gene).load_fits(f).technical)
+        ['counts']
         """
         content = load_h5(path, format_name="BayesDream")
         if content["cis_gene"] != self.data.cis_gene:

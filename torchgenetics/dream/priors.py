@@ -271,9 +271,10 @@ def hill_priors(values: np.ndarray, family: str, assignment, x_true: np.ndarray,
 
     Parameters
     ----------
-    values : numpy.ndarray
+    values : numpy.ndarray or iterable of numpy.ndarray
         Normalised observations (:func:`normalized_values`), cells x features
-        (x categories), NaN = unusable.
+        (x categories), NaN = unusable; or consecutive column blocks of them, so
+        that a large screen never needs one dense cells x features matrix.
     family : str
         Likelihood family.
     assignment : scipy.sparse matrix or None
@@ -292,8 +293,9 @@ def hill_priors(values: np.ndarray, family: str, assignment, x_true: np.ndarray,
     Returns
     -------
     priors : dict of numpy.ndarray
-        ``A_mean``, ``V_mean``, ``scale`` per feature (``A_mean``/``V_mean`` per
-        category for multinomial, plus ``conc``), the shared ``K_loc``, ``K_scale``,
+        ``A_mean``, ``V_mean``, ``scale`` (sd of guide means), ``cell_sd`` (sd over
+        cells) per feature (``A_mean``/``V_mean`` per category for multinomial, plus
+        ``conc``), the shared ``K_loc``, ``K_scale``,
         ``x_lo``, ``x_hi`` (smallest and largest guide-mean x_true), ``log_x_center``,
         ``log_x_scale`` and ``cv``.
     report : PriorReport
@@ -308,14 +310,24 @@ def hill_priors(values: np.ndarray, family: str, assignment, x_true: np.ndarray,
     >>> rep.guide_level, pri["A_mean"].shape
     (2, (2,))
     """
-    values = np.asarray(values, dtype=np.float64)
-    n_feat = values.shape[1]
-    names = list(features) if features is not None else [f"feature{j}" for j in range(n_feat)]
-    report = PriorReport(n_feat)
     x_true = np.asarray(x_true, dtype=np.float64)
     if not (np.all(np.isfinite(x_true)) and np.all(x_true > 0)):
         raise InputError("x_true must be positive and finite for every cell")
-    q, sd, use_guides, gm = _feature_stats(values, assignment, min_cells, min_guides)
+    blocks = [values] if isinstance(values, np.ndarray) else values
+    parts = []
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            cell_sd = np.nanstd(block.reshape(block.shape[0], block.shape[1], -1).mean(-1), axis=0)
+        parts.append((*_feature_stats(block, assignment, min_cells, min_guides)[:3], cell_sd, block.shape[2:]))
+    q = np.concatenate([p[0] for p in parts], axis=1)
+    sd = np.concatenate([p[1] for p in parts])
+    use_guides = np.concatenate([p[2] for p in parts])
+    cell_sd = np.concatenate([p[3] for p in parts])
+    n_feat = sd.shape[0]
+    names = list(features) if features is not None else [f"feature{j}" for j in range(n_feat)]
+    report = PriorReport(n_feat)
     feature_guides = use_guides if use_guides.ndim == 1 else use_guides.all(-1)
     usable = np.isfinite(q[0]).reshape(n_feat, -1).all(1)
     report.guide_level = int((feature_guides & usable).sum())
@@ -326,7 +338,7 @@ def hill_priors(values: np.ndarray, family: str, assignment, x_true: np.ndarray,
     V = _fill(q[2] - q[0], v_def, None, names, count=False)
     scale = _fill(sd.reshape(n_feat, -1).mean(1), 1.0, None, names, count=False)
     if family == "multinomial":
-        k = values.shape[2]
+        k = parts[0][4][0]
         comp = _fill(q[1], 1.0 / k, None, names, count=False)
         comp = np.clip(comp, _EPS, None)
         comp = comp / comp.sum(-1, keepdims=True)
@@ -340,6 +352,7 @@ def hill_priors(values: np.ndarray, family: str, assignment, x_true: np.ndarray,
     else:
         floor = _EPS * np.maximum(np.abs(A), 1.0)
         priors = {"A_mean": A, "V_mean": np.maximum(V, floor), "scale": np.maximum(scale, floor)}
+    priors["cell_sd"] = np.where(np.isfinite(cell_sd) & (cell_sd > 0), cell_sd, 1.0)
     priors.update(_dose_priors(x_true, assignment, min_guides))
     priors["cv"] = float(cv)
     return priors, report

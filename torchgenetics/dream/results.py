@@ -145,13 +145,32 @@ class DreamFit:
     def _extra(self) -> dict:
         return {}
 
+    def summary(self) -> str:
+        """One line on the fit: steps, loss, early stop, batch, priors.
+
+        Examples
+        --------
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, seed=0)
+        >>> fit = BayesDream(sim.counts, sim.cells, sim.cis_gene).fit_technical(n_steps=50, n_samples=20)
+        >>> fit.summary().split(":")[0]
+        'technical fit of counts (negbinom)'
+        """
+        stop = "stopped early on a loss plateau" if self.converged else "ran all steps"
+        batch = "all cells" if self.batch_size is None else f"{self.batch_size} cells"
+        return (f"{self.kind} fit of {self.modality} ({self.family}): {self.n_iter} SVI steps, {stop}, "
+                f"final loss {float(np.mean(self.losses[-20:])):.6g}, {batch} per step; {self.prior_report}")
+
     def to_dict(self, draws: bool = True) -> dict:
         """Everything as a nested dict of tensors, arrays and plain values.
 
         Examples
         --------
-        >>> callable(DreamFit.to_dict)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, seed=0)
+        >>> fit = BayesDream(sim.counts, sim.cells, sim.cis_gene).fit_technical(n_steps=50, n_samples=20)
+        >>> sorted(fit.to_dict())[:3]
+        ['batch_size', 'bytes_per_cell', 'config']
         """
         out = {
             "kind": self.kind, "modality": self.modality, "family": self.family,
@@ -177,8 +196,13 @@ class DreamFit:
 
         Examples
         --------
-        >>> callable(DreamFit.save)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, seed=0)
+        >>> fit = BayesDream(sim.counts, sim.cells, sim.cis_gene).fit_technical(n_steps=50, n_samples=20)
+        >>> import tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), "tech.h5")
+        >>> fit.save(f); type(load_fit(f)).__name__
+        'TechnicalFit'
         """
         save_h5(path, self.to_dict(draws), format_name=f"BayesDream{type(self).__name__}")
 
@@ -200,8 +224,12 @@ class DreamFit:
 
         Examples
         --------
-        >>> callable(TransFit.from_dict)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_trans(x_true=sim.truth["x_true"], n_steps=50, n_samples=20)
+        >>> TransFit.from_dict(fit.to_dict()).form
+        'single'
         """
         known = {f.name for f in fields(cls)}
         kwargs = cls._common(values)
@@ -214,8 +242,14 @@ class DreamFit:
 
         Examples
         --------
-        >>> callable(CisFit.load)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_cis(n_steps=50, n_samples=20)
+        >>> import tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), "cis.h5")
+        >>> fit.save(f); CisFit.load(f).x_true.shape
+        torch.Size([100])
         """
         return cls.from_dict(load_h5(path, format_name=f"BayesDream{cls.__name__}"))
 
@@ -267,8 +301,11 @@ class TechnicalFit(DreamFit):
 
         Examples
         --------
-        >>> callable(TechnicalFit.group_effects)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, seed=0)
+        >>> fit = BayesDream(sim.counts, sim.cells, sim.cis_gene).fit_technical(n_steps=50, n_samples=20)
+        >>> fit.group_effects()[["feature", "group"]].iloc[0].tolist()
+        ['CIS', 'line1']
         """
         if "tech" not in self.draws:
             return pd.DataFrame(columns=["feature", "group", "mean", "lo", "hi"])
@@ -293,8 +330,11 @@ class TechnicalFit(DreamFit):
 
         Examples
         --------
-        >>> callable(TechnicalFit.to_frame)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, seed=0)
+        >>> fit = BayesDream(sim.counts, sim.cells, sim.cis_gene).fit_technical(n_steps=50, n_samples=20)
+        >>> fit.to_frame().index.tolist()
+        ['CIS', 'gene0', 'gene1']
         """
         keep = {k: v for k, v in self.draws.items() if k in ("baseline", "o", "sigma", "df")}
         frame = summarize_draws(keep, self.features, {"baseline": self.categories})
@@ -338,13 +378,29 @@ class CisFit(DreamFit):
         return {"guides": self.guides, "cells": self.cells, "x_true": self.x_true,
                 "technical_used": bool(self.technical_used)}
 
+    def to_frame(self) -> pd.DataFrame:
+        """Per-guide summary (same as :meth:`guides_frame`).
+
+        Examples
+        --------
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> BayesDream(sim.counts, sim.cells, sim.cis_gene).fit_cis(n_steps=50, n_samples=20).to_frame().shape[0]
+        14
+        """
+        return self.guides_frame()
+
     def guide_log2_draws(self) -> torch.Tensor:
         """(S, guides) draws of guide-level log2 expression ``mu + tau * eps``.
 
         Examples
         --------
-        >>> callable(CisFit.guide_log2_draws)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_cis(n_steps=50, n_samples=20)
+        >>> fit.guide_log2_draws().shape
+        torch.Size([20, 14])
         """
         d = self.draws
         return d["mu"].unsqueeze(-1) + d["tau"].unsqueeze(-1) * d["eps_guide"]
@@ -354,8 +410,12 @@ class CisFit(DreamFit):
 
         Examples
         --------
-        >>> callable(CisFit.guides_frame)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_cis(n_steps=50, n_samples=20)
+        >>> fit.guides_frame().columns[:3].tolist()
+        ['target', 'n_cells', 'x_mean']
         """
         gl = self.guide_log2_draws()
         x_mean, x_lo, x_hi = _quantiles(2.0**gl)
@@ -372,8 +432,12 @@ class CisFit(DreamFit):
 
         Examples
         --------
-        >>> callable(CisFit.cells_frame)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_cis(n_steps=50, n_samples=20)
+        >>> fit.cells_frame().shape[0]
+        100
         """
         l2 = self.draws["log2_x_true"].to(torch.float64)
         mean, lo, hi = _quantiles(2.0**l2)
@@ -428,8 +492,12 @@ class TransFit(DreamFit):
 
         Examples
         --------
-        >>> callable(TransFit.spec)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_trans(x_true=sim.truth["x_true"], n_steps=50, n_samples=20)
+        >>> fit.spec().form
+        'single'
         """
         s = self.settings
         return CurveSpec(self.form, get_family(self.family), self.priors, gate_prior=s.get("gate_prior", 0.2),
@@ -440,8 +508,12 @@ class TransFit(DreamFit):
 
         Examples
         --------
-        >>> callable(TransFit.curve_draws)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_trans(x_true=sim.truth["x_true"], n_steps=50, n_samples=20)
+        >>> fit.curve_draws()["log2fc"].shape
+        torch.Size([20, 2])
         """
         spec = self.spec()
         curve_sites = {k: v for k, v in self.draws.items() if k not in get_family(self.family).noise_sites()}
@@ -461,8 +533,12 @@ class TransFit(DreamFit):
 
         Examples
         --------
-        >>> callable(TransFit.to_frame)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_trans(x_true=sim.truth["x_true"], n_steps=50, n_samples=20)
+        >>> fit.to_frame().index.tolist()
+        ['gene0', 'gene1']
         """
         draws = {k: v for k, v in self.curve_draws().items() if not k.endswith("_abs")}
         labels = {k: self.categories for k, v in draws.items() if v.dim() == 3 and k != "coef"}
@@ -473,8 +549,12 @@ class TransFit(DreamFit):
 
         Examples
         --------
-        >>> callable(TransFit.gate)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_trans(x_true=sim.truth["x_true"], n_steps=50, n_samples=20)
+        >>> fit.gate().shape
+        torch.Size([2])
         """
         if self.form == "additive":
             return torch.maximum(self.draws["gate1"].mean(0), self.draws["gate2"].mean(0))
@@ -497,8 +577,12 @@ class TransFit(DreamFit):
 
         Examples
         --------
-        >>> callable(TransFit.curve_band)
-        True
+        >>> from torchgenetics.dream import BayesDream, simulate_screen
+        >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+        >>> dm = BayesDream(sim.counts, sim.cells, sim.cis_gene)
+        >>> fit = dm.fit_trans(x_true=sim.truth["x_true"], n_steps=50, n_samples=20)
+        >>> fit.curve_band(torch.tensor([1.0, 10.0]))["mean"].shape
+        torch.Size([2, 2])
         """
         spec = self.spec()
         params = curve_params(spec, {k: v for k, v in self.draws.items()
@@ -531,8 +615,13 @@ def load_fit(path) -> DreamFit:
 
     Examples
     --------
-    >>> callable(load_fit)
-    True
+    >>> import tempfile, os
+    >>> from torchgenetics.dream import BayesDream, simulate_screen
+    >>> sim = simulate_screen(n_cells=100, n_features=2, n_groups=1, seed=0)
+    >>> fit = BayesDream(sim.counts, sim.cells, sim.cis_gene).fit_cis(n_steps=50, n_samples=20)
+    >>> f = os.path.join(tempfile.mkdtemp(), "fit.h5")
+    >>> fit.save(f); load_fit(f).kind
+    'cis'
     """
     values = load_h5(path)
     kind = values.get("kind")

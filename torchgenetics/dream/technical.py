@@ -73,7 +73,16 @@ class TechnicalModel:
         self.n_categories = rows.shape[2] if len(rows.shape) == 3 else 1
 
     def tech_shape(self) -> tuple:
-        """Shape of the sampled technical effects (groups - 1, features [, categories - 1])."""
+        """Shape of the sampled technical effects (groups - 1, features [, categories - 1]).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> pri = {"mean": torch.ones(2, dtype=torch.float64), "scale": torch.ones(2, dtype=torch.float64)}
+        >>> TechnicalModel("normal", CellRows(np.zeros((4, 2))), torch.ones(4, dtype=torch.float64),
+        ...                torch.zeros(4, dtype=torch.long), 3, pri).tech_shape()
+        (2, 2)
+        """
         extra = (self.n_categories - 1,) if self.family.categorical else ()
         return (self.n_groups - 1, self.n_features) + extra
 

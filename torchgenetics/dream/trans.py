@@ -22,6 +22,7 @@ import pyro.distributions as dist
 import torch
 
 from ..errors import InputError
+from ..memory import plan_block
 from .batches import CellRows
 from .curves import CurveSpec, curve_mean, sample_curve
 from .data import DreamData
@@ -168,7 +169,7 @@ class TransModel:
             out["coef"] = torch.zeros(shape, dtype=ref.dtype, device=ref.device)
             out["gate"] = half
         elif spec.form == "additive":
-            for j, sign in ((1, 1.0), (2, -1.0)):
+            for j in (1, 2):
                 if fam == "multinomial":
                     out[f"p_high{j}"] = p["A_mean"]
                 elif fam == "binomial":
@@ -273,15 +274,25 @@ def trans_model(data: DreamData, modality: str, x_true: np.ndarray, *, technical
             "groups are not corrected (run fit_technical first)",
             stacklevel=3,
         )
-    dense = values.toarray() if hasattr(values, "toarray") else np.asarray(values, dtype=np.float64)
-    tech_cells = None if tech is None else tech.detach().cpu().numpy()[group]
-    norm = normalized_values(mod.family, dense, size_factor=data.size_factor, denominator=den, tech=tech_cells)
-    priors_np, report = hill_priors(norm, mod.family, data.assignment, x_true, features=features,
+    tech_np = None if tech is None else tech.detach().cpu().numpy()
+    step = plan_block(len(idx), data.n_cells * 8 * max(values.shape[2] if values.ndim == 3 else 1, 1),
+                      live_copies=4, budget=budget, device="cpu")
+
+    def blocks():
+        # normalised observations, a few columns at a time
+        for a in range(0, len(idx), step):
+            cols = slice(a, min(a + step, len(idx)))
+            block = values[:, cols]
+            block = block.toarray() if hasattr(block, "toarray") else np.asarray(block, dtype=np.float64)
+            yield normalized_values(mod.family, block, size_factor=data.size_factor,
+                                    denominator=None if den is None else den[:, cols],
+                                    tech=None if tech_np is None else tech_np[:, cols][group])
+
+    priors_np, report = hill_priors(blocks(), mod.family, data.assignment, x_true, features=features,
                                     min_cells=min_cells, cv=prior_cv)
     priors = {k: (torch.as_tensor(v, dtype=dtype, device=device) if isinstance(v, np.ndarray) else v)
               for k, v in priors_np.items()}
-    cell_sd = np.nanstd(norm.reshape(norm.shape[0], norm.shape[1], -1).mean(-1), axis=0)
-    cell_sd = np.where(np.isfinite(cell_sd) & (cell_sd > 0), cell_sd, 1.0)
+    cell_sd = priors.pop("cell_sd")
     spec = CurveSpec(form, fam, priors, gate_prior=gate_prior, n_scale=n_scale, degree=degree)
     t = lambda v: torch.as_tensor(v, dtype=dtype, device=device)  # noqa: E731
     model = TransModel(
@@ -291,7 +302,7 @@ def trans_model(data: DreamData, modality: str, x_true: np.ndarray, *, technical
         t(data.size_factor),
         torch.as_tensor(group, device=device),
         tech,
-        {"scale": t(cell_sd)},
+        {"scale": cell_sd},
         fixed,
         None if den is None else CellRows(den, device=device, dtype=dtype, budget=budget),
         None if x_sd is None else t(np.asarray(x_sd, dtype=np.float64)),

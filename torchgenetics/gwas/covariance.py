@@ -158,7 +158,16 @@ class LocoCovariance:
         return float(self.weights(leave_out) @ traces) / self.n
 
     def theta(self, leave_out=None) -> torch.Tensor:
-        """Per-component variances of ``V_S``: ``s2g w_c / t_S``."""
+        """Per-component variances of ``V_S``: ``s2g w_c / t_S``.
+
+        Examples
+        --------
+        >>> from torchgenetics.datasets import simulate_genotypes
+        >>> cov = LocoCovariance(simulate_genotypes(50, 40, chromosomes=2, seed=0).to_genotypes())
+        >>> cov.set_variances(0.6, 0.4, rank=0)
+        >>> round(float(cov.theta("1").sum() * cov.trace_scale("1")), 6)
+        0.6
+        """
         if self.genetic is None:
             raise InputError("set the variance components first (set_variances)")
         return self.genetic * self.weights(leave_out) / self.trace_scale(leave_out)

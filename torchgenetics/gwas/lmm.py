@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, PhenotypeError
-from .blocks import centred_products
+from .blocks import block_threads, centred_products
 from .covariance import LocoCovariance
 from .design import as_covariates, as_phenotypes, covariate_basis
 from .marginal import variant_table
@@ -73,12 +73,11 @@ def calibration_variants(labels: np.ndarray, candidates: np.ndarray, total: int,
     return out
 
 
-def _centred(genotypes, positions: np.ndarray, Q: torch.Tensor, device, dtype):
-    """Mean-imputed centred genotypes of some variants, and their covariate residuals."""
+def _residualized(genotypes, positions: np.ndarray, Q: torch.Tensor, device, dtype) -> torch.Tensor:
+    """Mean-imputed, centred genotypes of some variants with the covariates projected out."""
     X = torch.as_tensor(genotypes.read(variants=positions), dtype=dtype, device=device)
-    mean = torch.nanmean(X, dim=0)
-    Xc = torch.nan_to_num(X - mean, nan=0.0)
-    return Xc, Xc - Q @ (Q.T @ Xc)
+    Xc = torch.nan_to_num(X - torch.nanmean(X, dim=0), nan=0.0)
+    return Xc - Q @ (Q.T @ Xc)
 
 
 def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_calibration: int = 30,
@@ -188,7 +187,7 @@ def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_ca
     picks = calibration_variants(labels[poly], tested[poly], n_calibration, seed=seed)
     # one joint projected PCG solve for every kernel: [y~ | calibration x~] -> [Py | Px]
     y_res = yt - Q @ (Q.T @ yt)
-    X_res = {label: _centred(genotypes, chosen, Q, device, dtype)[1] for label, chosen in picks.items()}
+    X_res = {label: _residualized(genotypes, chosen, Q, device, dtype) for label, chosen in picks.items()}
     rhs = {None if label == _WHOLE else label: torch.cat([y_res.unsqueeze(1), X_res[label]], dim=1)
            for label in picks}
     solved = cov.solve_loco(rhs, tol=cg_tol, max_iter=cg_max_iter, project=Q)
@@ -251,20 +250,21 @@ def _scan(genotypes, tested, group_of, groups, py, gamma, Q, block_size, device,
     m = tested.size
     count, mean, num, den = (np.zeros(m) for _ in range(4))
     start = 0
-    for _, X in genotypes.blocks(block_size=block_size, device=device, dtype=dtype,
-                                 standardize=False, variants=tested, verbose=verbose):
-        stop = start + X.shape[1]
-        c = centred_products(X, W)
-        own = torch.as_tensor(group_of[start:stop], device=device)
-        own = own.clamp_min(0)  # -1: no polymorphic variant in that kernel group (nothing to test)
-        xpy = c.xw[:, :G].gather(1, own.unsqueeze(1)).squeeze(1)
-        qx = c.xw[:, G:G + p]
-        xtx = c.xx - qx.square().sum(1)
-        count[start:stop] = c.count.cpu().numpy()
-        mean[start:stop] = c.mean.cpu().numpy()
-        num[start:stop] = xpy.cpu().numpy()
-        den[start:stop] = (gam[own] * xtx).cpu().numpy()
-        start = stop
+    with block_threads(device):
+        for _, X in genotypes.blocks(block_size=block_size, device=device, dtype=dtype,
+                                     standardize=False, variants=tested, verbose=verbose):
+            stop = start + X.shape[1]
+            c = centred_products(X, W)
+            own = torch.as_tensor(group_of[start:stop], device=device)
+            own = own.clamp_min(0)  # -1: no polymorphic variant in that kernel group (nothing to test)
+            xpy = c.xw[:, :G].gather(1, own.unsqueeze(1)).squeeze(1)
+            qx = c.xw[:, G:G + p]
+            xtx = c.xx - qx.square().sum(1)
+            count[start:stop] = c.count.cpu().numpy()
+            mean[start:stop] = c.mean.cpu().numpy()
+            num[start:stop] = xpy.cpu().numpy()
+            den[start:stop] = (gam[own] * xtx).cpu().numpy()
+            start = stop
     const = ~(den > 1e-10 * np.maximum(count, 1))
     with np.errstate(invalid="ignore", divide="ignore"):
         chi2 = np.where(const, np.nan, num**2 / den)

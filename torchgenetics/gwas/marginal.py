@@ -10,7 +10,8 @@ Nothing per variant is solved from scratch. With ``Q`` an orthonormal basis of t
 covariates over all samples with the phenotype, ``y~ = y - Q Q'y``, and ``x`` the
 dosages with missing calls set to 0 and centred over the observed calls, the
 observed-sample quantities follow from full-sample products and a rank-``k``
-downdate over the ``k`` missing samples ``S`` (``A = I - Q_S' Q_S``, ``u = Q_S' y~_S``):
+downdate over the ``k`` missing samples ``S`` (``A = I - Q_S' Q_S``, ``u = Q_S' y~_S``;
+``Q'y~ = 0``):
 
     x'My = x'y~ + (Q'x)' A^-1 u
     x'Mx = x'x - (Q'x)' A^-1 (Q'x)
@@ -23,10 +24,11 @@ see :mod:`torchgenetics.gwas.blocks`); the downdates touch only the missing call
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..errors import InputError
-from .blocks import centred_products
+from .blocks import block_threads, centred_products
 from .design import as_covariates, as_phenotypes, covariate_basis, missing_groups
 from .pvalues import t_log10_pvalue, t_pvalue
 from .result import GWASResult
@@ -38,7 +40,7 @@ _MAX_VIF = 50.0
 _MAX_CORR = 0.999
 
 
-def variant_table(genotypes, variants=None) -> "pd.DataFrame":  # noqa: F821
+def variant_table(genotypes, variants=None) -> pd.DataFrame:
     """``chrom, pos, id, ref, alt`` of the tested variants (``alt`` = counted allele ``a1``).
 
     Parameters
@@ -57,8 +59,6 @@ def variant_table(genotypes, variants=None) -> "pd.DataFrame":  # noqa: F821
     >>> variant_table(Genotypes.from_array([[0, 1]])).columns.tolist()
     ['chrom', 'pos', 'id', 'ref', 'alt']
     """
-    import pandas as pd
-
     v = genotypes.variants
     if variants is not None:
         v = v.iloc[np.arange(len(v))[variants] if isinstance(variants, slice) else np.asarray(variants)]
@@ -207,15 +207,16 @@ def gwas(genotypes, y, covariates=None, *, phenotype_names=None, covariate_names
     obs = np.zeros((m, k), dtype=np.int64)
     code = np.full((m, k), ".", dtype=object)
     start = 0
-    for _, X in genotypes.blocks(block_size=block_size, device=device, dtype=dtype,
-                                 standardize=False, variants=variants, verbose=verbose):
-        stop = start + X.shape[1]
-        # row subsets are copied before _block zeroes the missing calls of X in place
-        parts = [(g, X if g.rows is None else X.index_select(0, g.rows)) for g in groups]
-        for g, Xg in parts:
-            stats = [t.cpu().numpy() for t in _block(Xg, g)]
-            _fill(out, obs, code, slice(start, stop), g, *stats)
-        start = stop
+    with block_threads(device):
+        for _, X in genotypes.blocks(block_size=block_size, device=device, dtype=dtype,
+                                     standardize=False, variants=variants, verbose=verbose):
+            stop = start + X.shape[1]
+            # row subsets are copied before _block zeroes the missing calls of X in place
+            parts = [(g, X if g.rows is None else X.index_select(0, g.rows)) for g in groups]
+            for g, Xg in parts:
+                stats = [t.cpu().numpy() for t in _block(Xg, g)]
+                _fill(out, obs, code, slice(start, stop), g, *stats)
+            start = stop
     n_covar = np.zeros(k, dtype=np.int64)
     for g in groups:
         n_covar[g.cols] = g.p

@@ -84,12 +84,24 @@ class GWASResult:
 
     @property
     def n_variants(self) -> int:
-        """Number of variants tested."""
+        """Number of variants tested.
+
+        Examples
+        --------
+        >>> _example().n_variants
+        2
+        """
         return len(self.variants)
 
     @property
     def stat_name(self) -> str:
-        """``"T_STAT"`` (linear) or ``"CHISQ"`` (LMM)."""
+        """``"T_STAT"`` (linear) or ``"CHISQ"`` (LMM).
+
+        Examples
+        --------
+        >>> _example().stat_name
+        'T_STAT'
+        """
         return STAT_COLUMNS[self.method]
 
     def _column(self, phenotype) -> int:

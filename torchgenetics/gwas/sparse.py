@@ -35,6 +35,7 @@ import torch
 
 from ..errors import InputError, PhenotypeError
 from ..io.store import load_h5, save_h5
+from .blocks import block_threads
 from .covariance import LocoCovariance
 from .design import as_covariates, as_phenotypes, covariate_basis
 from .lasso import ebic, lambda_grid, lasso_path, refit_rss
@@ -124,7 +125,14 @@ class SparseREMLFit:
 
     @property
     def lambda_(self) -> float:
-        """The EBIC-chosen penalty."""
+        """The EBIC-chosen penalty.
+
+        Examples
+        --------
+        >>> fit = _example()
+        >>> fit.lambda_ == fit.lambdas[fit.chosen]
+        True
+        """
         return float(self.lambdas[self.chosen])
 
     def to_frame(self) -> pd.DataFrame:
@@ -258,9 +266,10 @@ def _projections(cov, C, y, tol):
 def _screen(genotypes, py, n_screen, keep, device, dtype):
     """Top ``n_screen`` polymorphic variants by ``|z'Py|``, plus ``keep``; sorted."""
     idx, score = [], []
-    for pos, Z in genotypes.blocks(device=device, dtype=dtype):
-        idx.append(pos)
-        score.append((Z.T @ py).abs().cpu().numpy())
+    with block_threads(device):
+        for pos, Z in genotypes.blocks(device=device, dtype=dtype):
+            idx.append(pos)
+            score.append((Z.T @ py).abs().cpu().numpy())
     idx, score = np.concatenate(idx), np.concatenate(score)
     top = idx[np.argsort(-score, kind="stable")[:n_screen]]
     return np.union1d(top, keep).astype(np.int64)
