@@ -90,8 +90,13 @@ def test_early_stopping_waits_for_min_steps():
     assert fired.index(True) == 49
 
 
-def test_onecycle_default_min_steps_is_the_warmup():
-    assert OptimConfig(n_steps=1000, pct_start=0.2).stopper().min_steps == 200
+def test_onecycle_stops_only_once_the_rate_has_annealed():
+    cfg = OptimConfig(n_steps=1000, lr=0.1, pct_start=0.2)
+    first = cfg.stopper().min_steps
+    lrs = one_cycle_lrs(cfg)
+    assert lrs[first - 1] <= 0.01 < lrs[first - 2]
+    assert first > 200
+    assert OptimConfig(n_steps=1000, min_steps=50).stopper().min_steps == 50
     assert OptimConfig(early_stopping=False).stopper() is None
 
 

@@ -85,7 +85,9 @@ class OptimConfig:
     smoothing : float, default 0.05
         Weight of the newest loss in the exponential moving average.
     min_steps : int or None
-        Never stop before this step; default the end of the OneCycle warm-up.
+        Never stop before this step. Default: for OneCycle, the step at which the
+        rate has annealed to 10% of its peak (stopping earlier keeps the noisy
+        high-rate estimate and skips the annealing); 0 for a constant rate.
     num_particles : int, default 1
         ELBO particles per step.
     verbose : bool, default False
@@ -202,11 +204,20 @@ class OptimConfig:
         Examples
         --------
         >>> OptimConfig(n_steps=1000).stopper().min_steps
-        100
+        816
+        >>> OptimConfig(n_steps=1000, schedule="constant").stopper().min_steps
+        0
         """
         if not self.early_stopping:
             return None
-        min_steps = self.warmup_steps if self.min_steps is None else int(self.min_steps)
+        if self.min_steps is not None:
+            min_steps = int(self.min_steps)
+        elif self.schedule == "onecycle":
+            lrs = one_cycle_lrs(self)
+            peak = int(np.argmax(lrs))
+            min_steps = peak + int(np.argmax(lrs[peak:] <= 0.1 * self.lr)) + 1
+        else:
+            min_steps = 0
         return EarlyStopping(
             patience=self.patience, rel_tol=self.rel_tol, smoothing=self.smoothing, min_steps=min_steps
         )
