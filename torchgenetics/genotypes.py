@@ -505,6 +505,8 @@ class Genotypes:
 
     def _read_positions(self, vpos: np.ndarray, dtype, spos: np.ndarray | None = None) -> np.ndarray:
         source_variants = _compact(self._variant_index[vpos])
+        if dtype is _CODES:
+            return self._source.read_codes(self._source_samples(spos), source_variants)
         return self._source.read(self._source_samples(spos), source_variants, dtype)
 
     # ------------------------------------------------------------------ views
@@ -722,12 +724,25 @@ class Genotypes:
             if n_lanes > 1:
                 lanes = ThreadPoolExecutor(n_lanes - 1, thread_name_prefix="torchgenetics-std")
 
-            def finish(start, raw):
-                stop = start + raw.shape[1]
-                return _standardize_lanes(raw, mean[start:stop], inv_sd[start:stop], lanes, n_lanes)
+            decode_dtype = read_dtype
+            if hasattr(self._source, "read_codes"):
+                # int8 codes: a quarter of the decode traffic, one fused pass to float.
+                decode_dtype, shift = _CODES, -mean * inv_sd
+
+                def finish(start, codes):
+                    stop = start + codes.shape[1]
+                    return _standardize_codes(codes, inv_sd[start:stop], shift[start:stop],
+                                              read_dtype, lanes, n_lanes)
+            else:
+                def finish(start, raw):
+                    stop = start + raw.shape[1]
+                    return _standardize_lanes(raw, mean[start:stop], inv_sd[start:stop], lanes,
+                                              n_lanes)
+        else:
+            decode_dtype = read_dtype
 
         bar = _progress(len(vpos), verbose)
-        decoded = self._raw_blocks(vpos, block_size, read_dtype, prefetch, finish)
+        decoded = self._raw_blocks(vpos, block_size, decode_dtype, prefetch, finish)
         try:
             for pos, raw in decoded:
                 if bar is not None:
@@ -862,6 +877,12 @@ class Genotypes:
 
 
 # ---------------------------------------------------------------------- helpers
+#: int8 code bed-reader gives a missing call.
+MISSING_CODE = -127
+#: ``dtype`` marker asking a source for int8 codes (:meth:`BedSource.read_codes`).
+_CODES = object()
+
+
 def _standardize(block: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray) -> np.ndarray:
     """``block = (block - mean) * inv_sd`` per column, NaN -> 0, in place.
 
@@ -874,6 +895,30 @@ def _standardize(block: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray) -> np.
     np.multiply(block, inv_sd, out=block)
     np.copyto(block, 0.0, where=missing)
     return block
+
+
+def _standardize_codes(codes: np.ndarray, inv_sd: np.ndarray, shift: np.ndarray, dtype,
+                       lanes: ThreadPoolExecutor | None, n_lanes: int) -> np.ndarray:
+    """``codes * inv_sd + shift`` per column (= ``(x - mean) / sd``), missing codes -> 0.
+
+    ``codes`` are int8 allele counts with ``MISSING_CODE`` for missing calls; the
+    columns are split between this thread and ``lanes`` as in :func:`_standardize_lanes`.
+    """
+    out = np.empty(codes.shape, dtype=dtype, order="F")
+
+    def part(a, b):
+        block = out[:, a:b]
+        np.multiply(codes[:, a:b], inv_sd[a:b], out=block, dtype=dtype, casting="unsafe")
+        np.add(block, shift[a:b], out=block)
+        np.copyto(block, 0.0, where=codes[:, a:b] == MISSING_CODE)
+
+    edges = np.linspace(0, codes.shape[1], (n_lanes if lanes is not None else 1) + 1).astype(int)
+    pending = [lanes.submit(part, a, b) for a, b in zip(edges[1:-1], edges[2:], strict=True)
+               ] if lanes is not None else []
+    part(edges[0], edges[1])
+    for future in pending:
+        future.result()
+    return out
 
 
 def _standardize_lanes(block: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray,

@@ -131,6 +131,24 @@ class BedSource:
         return self._bed.read(index=(rows, variants), dtype=dtype, order="F",
                               num_threads=self.num_threads)
 
+    def read_codes(self, samples, variants) -> np.ndarray:
+        """Decode a block as int8 allele counts, ``MISSING_CODE`` (-127) for missing calls.
+
+        A quarter of the memory traffic of a float32 decode: the standardized
+        blocks of :meth:`Genotypes.blocks` are computed from these codes.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np, bed_reader
+        >>> path = tempfile.mkdtemp() + "/toy.bed"
+        >>> bed_reader.to_bed(path, np.array([[0, np.nan], [2, 1]], dtype=np.float32))
+        >>> BedSource(path, 2, 2).read_codes(None, slice(0, 2)).tolist()
+        [[0, -127], [2, 1]]
+        """
+        rows = slice(None) if samples is None else samples
+        return self._bed.read(index=(rows, variants), dtype="int8", order="F",
+                              num_threads=self.num_threads)
+
     def describe(self) -> str:
         """Where the data lives.
 
