@@ -127,8 +127,8 @@ def smooth(losses, weight: float = 0.05):
 
     Examples
     --------
-    >>> smooth([1.0, 1.0, 1.0]).tolist()
-    [1.0, 1.0, 1.0]
+    >>> smooth([2.0, 2.0, 2.0]).round(6).tolist()
+    [2.0, 2.0, 2.0]
     """
     import numpy as np
 

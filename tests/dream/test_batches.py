@@ -5,7 +5,13 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from torchgenetics.dream import CellRows, measure_bytes_per_cell, plan_batch_size, prepare_data, simulate_screen
+from torchgenetics.dream import (
+    CellRows,
+    measure_bytes_per_cell,
+    plan_batch_size,
+    prepare_data,
+    simulate_screen,
+)
 from torchgenetics.dream.guides import default_guide
 from torchgenetics.dream.trans import trans_model
 from torchgenetics.errors import MemoryBudgetError

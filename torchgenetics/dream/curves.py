@@ -226,7 +226,7 @@ def curve_params(spec: CurveSpec, draws: dict) -> dict:
     >>> spec = CurveSpec("single", get_family("binomial"), pri)
     >>> d = {"A": torch.full((3, 2), 0.2), "Vfrac": torch.full((3, 2), 0.5), "K": torch.ones(3, 2),
     ...      "n": torch.ones(3, 2), "gate": torch.ones(3, 2)}
-    >>> curve_params(spec, d)["Vmax"][0].tolist()
+    >>> [round(v, 6) for v in curve_params(spec, d)["Vmax"][0].tolist()]
     [0.4, 0.4]
     """
     first = next(iter(draws.values()))
