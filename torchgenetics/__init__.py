@@ -34,15 +34,24 @@ from torchgenetics.io import (
 )
 from torchgenetics.operators import GRM, GRMStack, WeightedBlockGRM, covariance
 
-# Model subpackages, each callable as its main function when present.
-_MODELS = {"reml": "reml", "gwas": "gwas", "susie": "susie", "flash": "flash"}
+
+def __getattr__(name):
+    # Pyro-based models load on first use: ``import torchgenetics`` stays light.
+    if name in ("dream", "optim"):
+        return _importlib.import_module(f"torchgenetics.{name}")
+    raise AttributeError(f"module 'torchgenetics' has no attribute {name!r}")
+
+
+# Model subpackages, each callable as its main function.
+_MODELS = {
+    "reml": "reml",
+    "gwas": "gwas",
+    "susie": "susie",
+    "flash": "flash",
+    "deepwas": "fit_deepwas",
+}
 for _name, _function in _MODELS.items():
-    try:
-        _module = _importlib.import_module(f"torchgenetics.{_name}")
-    except ModuleNotFoundError as _missing:
-        if _missing.name != f"torchgenetics.{_name}":
-            raise
-        continue
+    _module = _importlib.import_module(f"torchgenetics.{_name}")
     globals()[_name] = _make_callable(_module, getattr(_module, _function))
 
 __all__ = [
@@ -71,5 +80,7 @@ __all__ = [
     "GRMStack",
     "WeightedBlockGRM",
     "covariance",
-    *[name for name in _MODELS if name in globals()],
+    *_MODELS,
+    "dream",
+    "optim",
 ]

@@ -51,9 +51,11 @@ LOG_2PI = math.log(2.0 * math.pi)
 # Largest scored window for which method="auto" takes the exact path, measured by
 #   .venv/bin/python benchmarks/deepwas.py [--iterative-ld dense]
 # (time per AdamW training step, MLP prior, 1 thread, shared 2-core x86-64, float64).
-# Banded LD (band 100 SNPs, banded-Cholesky preconditioner): the iterative step is faster
-# from about 1,000 variants. Dense LD (projected-core preconditioner, dense products): the
-# exact step stays faster at every measured size, so auto keeps it up to its memory limit.
+# Banded LD (band 100 SNPs, banded-Cholesky preconditioner): exact vs iterative s/step
+# 0.09/0.22 (p=500), 0.70/0.79 (1,000), 8.6/1.4 (2,000), 25/1.0 (4,000), 286/2.6 (10,000);
+# p^3 and p cost models cross near 900. Dense LD (projected-core preconditioner, dense
+# products): exact faster at every measured size (4,000: 26 s vs 87 s), so auto keeps it
+# while its matrices fit the memory budget.
 BANDED_EXACT_MAX = 1000
 EXACT_MAX_VARIANTS = 8000
 
