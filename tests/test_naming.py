@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_nothing_named_torchgen_in_repository():
     offenders = []
-    for folder, subfolders, files in os.walk(ROOT):
+    for _folder, subfolders, files in os.walk(ROOT):
         subfolders[:] = [d for d in subfolders if d not in {".venv", ".git"}]
         offenders += [n for n in subfolders + files if n in {"torchgen", "torchgen.py"}]
     assert offenders == []

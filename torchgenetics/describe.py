@@ -116,7 +116,7 @@ def describe(genotypes, source: str = "") -> DatasetSummary:
     freq = np.asarray(stats.allele_freq, dtype=float)
     maf = np.minimum(freq, 1.0 - freq)
     observed = np.isfinite(maf)
-    labels = [f"{lo:g}-{hi:g}" for lo, hi in zip(MAF_BINS[:-1], MAF_BINS[1:])]
+    labels = [f"{lo:g}-{hi:g}" for lo, hi in zip(MAF_BINS[:-1], MAF_BINS[1:], strict=True)]
     counts, _ = np.histogram(maf[observed], bins=np.asarray(MAF_BINS))
     histogram = pd.Series(counts, index=labels, name="variants")
     if (~observed).any():
