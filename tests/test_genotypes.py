@@ -405,3 +405,131 @@ def test_all_monomorphic_gives_no_blocks_and_an_empty_matrix():
     assert G.standardized().shape == (3, 0)
     torch.testing.assert_close(G.sample_sq_norms(), torch.zeros(3, dtype=torch.float64))
     assert [i.tolist() for i, _ in G.blocks(standardize=False)] == [[0, 1, 2]]
+
+
+# ---------------------------------------------------------------------- PLINK .bed: packed decoding
+def write_bed(path, n, m=23, seed=0):
+    """Random hard calls with 10% missing, written by bed-reader; column 3 all missing,
+    column 4 monomorphic, column 5 a single call. Returns bed-reader's own decode."""
+    from bed_reader import open_bed, to_bed
+
+    rng = np.random.default_rng(seed)
+    x = rng.binomial(2, rng.uniform(0.05, 0.6, m), size=(n, m)).astype(np.float32)
+    x[rng.random((n, m)) < 0.1] = np.nan
+    x[:, 3] = np.nan
+    x[:, 4] = 2.0
+    x[:, 5] = np.nan
+    x[n // 2, 5] = 1.0
+    to_bed(path, x)
+    decoded = open_bed(path).read(dtype="float64")  # count_A1=True, as read_plink
+    np.testing.assert_array_equal(decoded, x)
+    return decoded
+
+
+def bed_reference(x, stats, dtype, scale="empirical"):
+    """Standardized columns of bed-reader's decode ``x``, rounded step by step as
+    ``x * inv_sd + (-mean * inv_sd)`` in ``dtype``; missing -> 0; polymorphic only."""
+    keep = stats.polymorphic
+    inv_sd = (1.0 / stats.sd(scale)[keep]).astype(dtype)
+    shift = -stats.mean[keep].astype(dtype) * inv_sd
+    calls = x[:, keep]
+    z = np.nan_to_num(calls).astype(dtype) * inv_sd + shift
+    return np.where(np.isnan(calls), dtype(0), z)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 401])  # 4 samples a byte: odd n leave padding
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bed_blocks_equal_bed_reader_decode_bit_for_bit(tmp_path, n, dtype):
+    from torchgenetics.io.plink import read_plink
+
+    x = write_bed(tmp_path / "g.bed", n, seed=n)
+    G, twin = read_plink(tmp_path / "g.bed"), Genotypes.from_array(x)
+    for field in ("call_count", "mean", "var", "polymorphic"):  # same pass, same rounding
+        np.testing.assert_array_equal(getattr(G.stats, field), getattr(twin.stats, field))
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    for scale in ("empirical", "hwe"):
+        expected = bed_reference(x, G.stats, np_dtype, scale)
+        pieces = list(G.blocks(block_size=5, dtype=dtype, scale=scale))
+        Z = torch.cat([b for _, b in pieces], dim=1) if pieces else torch.zeros((n, 0), dtype=dtype)
+        assert Z.dtype == dtype
+        np.testing.assert_array_equal(Z.numpy(), expected)
+        assert not np.signbit(Z.numpy()[np.isnan(x[:, G.stats.polymorphic])]).any()  # +0.0
+        torch.testing.assert_close(Z, twin.standardized(dtype=dtype, scale=scale))
+    for _, block in G.blocks(block_size=4, dtype=dtype):  # layout: n x b, columns contiguous
+        assert block.shape[0] == n and block.stride() == (1, n)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bed_sample_and_variant_subsets_equal_bed_reader_decode(tmp_path, dtype):
+    from bed_reader import open_bed
+
+    from torchgenetics.io.plink import read_plink
+
+    n = 37
+    write_bed(tmp_path / "g.bed", n, m=40, seed=7)
+    rng = np.random.default_rng(3)
+    rows = rng.permutation(n)[:17]  # shuffled, not a multiple of 4
+    cols = rng.permutation(40)[:29]
+    H = read_plink(tmp_path / "g.bed").subset(samples=rows, variants=cols)
+    x = open_bed(tmp_path / "g.bed").read(index=np.s_[rows, cols], dtype="float64")
+    twin = Genotypes.from_array(x)
+    for field in ("call_count", "mean", "var", "polymorphic"):
+        np.testing.assert_array_equal(getattr(H.stats, field), getattr(twin.stats, field))
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    Z = torch.cat([b for _, b in H.blocks(block_size=3, dtype=dtype, prefetch=True)], dim=1)
+    np.testing.assert_array_equal(Z.numpy(), bed_reference(x, H.stats, np_dtype))
+    np.testing.assert_array_equal(H.polymorphic_index(), twin.polymorphic_index())
+    torch.testing.assert_close(H.sample_sq_norms(), twin.sample_sq_norms())
+
+
+def test_bed_packed_bytes_decode_to_bed_reader_dosages(tmp_path):
+    from bed_reader import open_bed
+
+    from torchgenetics.genotypes import PACKED_DOSAGES
+    from torchgenetics.io.plink import BedSource
+
+    n, m = 11, 6
+    x = write_bed(tmp_path / "g.bed", n, m=m, seed=2)
+    source = BedSource(tmp_path / "g.bed", n, m)
+    for samples, variants in ((None, slice(0, m)), (None, np.array([5, 0, 2])),
+                              (np.array([10, 0, 3, 4, 9]), slice(1, 5)), (np.array([7]), np.array([3, 1]))):
+        packed = source.read_packed(samples, variants)
+        count = n if samples is None else len(samples)
+        assert packed.dtype == np.uint8 and packed.shape[1] == (count + 3) // 4
+        codes = (packed[:, :, None] >> np.arange(0, 8, 2, dtype=np.uint8)) & 3
+        dosages = PACKED_DOSAGES[codes.reshape(len(packed), -1)[:, :count]].T
+        rows = np.arange(n) if samples is None else samples
+        expected = open_bed(tmp_path / "g.bed").read(index=np.s_[rows, variants], dtype="float64")
+        np.testing.assert_array_equal(dosages, expected)
+        np.testing.assert_array_equal(dosages, x[rows][:, variants])
+
+
+def test_bed_decoding_in_small_chunks_and_single_lane(tmp_path, monkeypatch):
+    import torchgenetics.genotypes as genotypes
+    from torchgenetics.io.plink import read_plink
+
+    x = write_bed(tmp_path / "g.bed", 30, m=50, seed=5)
+    G = read_plink(tmp_path / "g.bed")
+    whole = G.standardized(dtype=torch.float32)
+    monkeypatch.setattr(genotypes, "_DECODE_CHUNK_BYTES", 1)  # one variant per chunk
+    one_lane = read_plink(tmp_path / "g.bed", num_threads=1)
+    chunked = torch.cat([b for _, b in one_lane.blocks(block_size=16, dtype=torch.float32)], 1)
+    assert torch.equal(chunked, whole)
+    np.testing.assert_array_equal(one_lane.stats.var, Genotypes.from_array(x).stats.var)
+
+
+def test_bed_source_pickles_without_its_bytes_and_checks_the_file(tmp_path):
+    import pickle
+
+    from torchgenetics.errors import FileFormatError
+    from torchgenetics.io.plink import BedSource
+
+    x = write_bed(tmp_path / "g.bed", 40, m=200, seed=1)
+    source = BedSource(tmp_path / "g.bed", 40, 200)
+    payload = pickle.dumps(source)
+    assert len(payload) < 1000  # the file is 2,003 bytes: reopened, not copied
+    again = pickle.loads(payload)
+    np.testing.assert_array_equal(again.read_packed(None, slice(0, 200)), source.read_packed(None, slice(0, 200)))
+    np.testing.assert_array_equal(again.read(None, slice(0, 200), np.float64), x)
+    with pytest.raises(FileFormatError, match=r"should have 3 \+ 200 x ceil\(41/4\)"):
+        BedSource(tmp_path / "g.bed", 41, 200)

@@ -3,10 +3,12 @@
 A :class:`Genotypes` is an ``n x m`` matrix of allele dosages (samples x
 variants; 0, 1 or 2 copies of the counted allele ``a1``, NaN for a missing call)
 that is never held in memory whole. It reads the blocks of variants asked for
-from its *source* (a PLINK .bed through bed-reader, a .pgen through pgenlib, or
-an in-memory array), standardizes them on the requested device and hands them
-out one at a time, decoding the next block in a background thread while the
-caller works on the current one.
+from its *source* (a PLINK .bed, a .pgen through pgenlib, or an in-memory
+array), standardizes them on the requested device and hands them out one at a
+time, decoding the next block in a background thread while the caller works on
+the current one. Sources that hold hard calls as packed 2-bit codes (PLINK .bed)
+are decoded and standardized in one pass through a per-variant table of the four
+codes' values.
 
 Per-variant statistics (call count, mean, variance, polymorphism) are computed
 in one streaming pass the first time they are needed and cached on the object.
@@ -26,7 +28,7 @@ import torch
 
 from .errors import InputError, SampleError
 
-__all__ = ["Genotypes", "VariantStats", "GenotypeSource", "ArraySource", "SCALES"]
+__all__ = ["Genotypes", "VariantStats", "GenotypeSource", "ArraySource", "SCALES", "PACKED_DOSAGES"]
 
 # Ways to scale a centred dosage column: by its empirical standard deviation over
 # non-missing calls, or by sqrt(2p(1-p)) as GCTA and plink2 --make-rel do.
@@ -75,6 +77,13 @@ class GenotypeSource(Protocol):
     num_threads : int, optional
         Threads the source decodes with; when present, standardization uses as
         many (default: the cores this process may use).
+
+    A source may also offer ``read_packed(samples, variants)``: the hard calls
+    of the given samples (None: all) at the given variants as a C-ordered
+    ``uint8`` array ``b x ceil(n_sel / 4)``, one row per variant, four samples
+    to a byte, first sample in the lowest two bits, codes as in
+    :data:`PACKED_DOSAGES` (the PLINK .bed layout). Statistics and
+    standardized blocks are then decoded from these bytes directly.
 
     Examples
     --------
@@ -505,9 +514,16 @@ class Genotypes:
 
     def _read_positions(self, vpos: np.ndarray, dtype, spos: np.ndarray | None = None) -> np.ndarray:
         source_variants = _compact(self._variant_index[vpos])
-        if dtype is _CODES:
-            return self._source.read_codes(self._source_samples(spos), source_variants)
         return self._source.read(self._source_samples(spos), source_variants, dtype)
+
+    def _decode_packed(self, vpos: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
+        """``out[j] = table[j, code]`` for the variants ``vpos`` of a packed source.
+
+        ``out`` is ``len(vpos) x n_samples`` (C order: one row per variant); ``table``
+        maps each variant's four 2-bit codes (see :data:`PACKED_DOSAGES`) to values.
+        """
+        packed = self._source.read_packed(self._sample_index, _compact(self._variant_index[vpos]))
+        _decode_codes(packed, table, out)
 
     # ------------------------------------------------------------------ views
     def subset(self, samples=None, variants=None) -> "Genotypes":
@@ -606,11 +622,32 @@ class Genotypes:
         if n == 0 or m == 0:
             return VariantStats(n_samples=n, call_count=call_count, mean=mean, var=var,
                                 polymorphic=polymorphic)
-        native = np.dtype(self._source.dtype)
         block = self._plan(m, n * 8, _STATS_LIVE_COPIES, None)
+        lanes = _Lanes(self._lane_count(block))
+        if hasattr(self._source, "read_packed"):
+            # Decoded straight to float64 dosages by each lane (NaN for missing calls).
+            dosages = np.broadcast_to(PACKED_DOSAGES, (block, 4))
+
+            def work(offset, positions):
+                def part(a, b):
+                    raw = np.empty((b - a, n))
+                    self._decode_packed(positions[a:b], dosages[:b - a], raw)
+                    return _column_stats(raw.T)
+                return lanes.split(part, len(positions))
+        else:
+            native = np.dtype(self._source.dtype)
+
+            def work(offset, positions):
+                raw = self._read_positions(positions, native)
+                return lanes.split(lambda a, b: _column_stats(raw[:, a:b]), raw.shape[1])
+
         everything = np.arange(m, dtype=np.int64)
-        for pos, columns in self._raw_blocks(everything, block, native, True, _column_stats):
-            (call_count[pos], mean[pos], var[pos], polymorphic[pos]) = columns
+        try:
+            for pos, parts in self._pipeline(everything, block, work, True):
+                columns = (np.concatenate(field) for field in zip(*parts, strict=True))
+                (call_count[pos], mean[pos], var[pos], polymorphic[pos]) = columns
+        finally:
+            lanes.close()
         return VariantStats(n_samples=n, call_count=call_count, mean=mean, var=var,
                             polymorphic=polymorphic)
 
@@ -651,8 +688,9 @@ class Genotypes:
 
         While the caller uses one block the next is decoded and standardized
         in a background thread (``prefetch=True``), so that work overlaps the
-        caller's torch operations (bed-reader holds the GIL while it decodes, so
-        pure-Python work of the caller does not overlap).
+        caller's torch operations. For a packed source (PLINK .bed) decoding and
+        standardizing are one pass, split between as many threads as the source
+        decodes with, in numpy passes that release the GIL.
 
         Parameters
         ----------
@@ -712,37 +750,40 @@ class Genotypes:
 
     def _stream(self, vpos, block_size, device, dtype, affine, prefetch, verbose):
         """Generator behind :meth:`blocks` (arguments already checked)."""
-        read_dtype = np.float64 if dtype == torch.float64 else np.float32
-        finish, lanes = None, None
-        if affine is not None:
-            # Standardized on the host right after decoding, by the decoding thread
-            # and helper lanes (one per core: each numpy pass is single-threaded),
-            # then moved to the device.
-            mean, inv_sd = (a.astype(read_dtype) for a in affine)
-            n_lanes = min(getattr(self._source, "num_threads", None) or default_num_threads(),
-                          max(block_size // _MIN_BLOCK_COLUMNS, 1))
-            if n_lanes > 1:
-                lanes = ThreadPoolExecutor(n_lanes - 1, thread_name_prefix="torchgenetics-std")
-
-            decode_dtype = read_dtype
-            if hasattr(self._source, "read_codes"):
-                # int8 codes: a quarter of the decode traffic, one fused pass to float.
-                decode_dtype, shift = _CODES, -mean * inv_sd
-
-                def finish(start, codes):
-                    stop = start + codes.shape[1]
-                    return _standardize_codes(codes, inv_sd[start:stop], shift[start:stop],
-                                              read_dtype, lanes, n_lanes)
-            else:
-                def finish(start, raw):
-                    stop = start + raw.shape[1]
-                    return _standardize_lanes(raw, mean[start:stop], inv_sd[start:stop], lanes,
-                                              n_lanes)
+        np_dtype = np.dtype(np.float64 if dtype == torch.float64 else np.float32)
+        lanes = None
+        if affine is None:
+            def work(offset, positions):
+                return self._read_positions(positions, np_dtype)
         else:
-            decode_dtype = read_dtype
+            # Standardized on the host by the decoding thread and helper lanes (one
+            # per core), then moved to the device.
+            mean, inv_sd = (a.astype(np_dtype) for a in affine)
+            lanes = _Lanes(self._lane_count(block_size))
+            if hasattr(self._source, "read_packed"):
+                # One fused pass: packed 2-bit codes -> standardized values, through a
+                # per-variant table of the four codes' values.
+                table = _affine_table(mean, inv_sd)
+
+                def work(offset, positions):
+                    out = np.empty((len(positions), self.n_samples), dtype=np_dtype)
+
+                    def part(a, b):
+                        self._decode_packed(positions[a:b], table[offset + a:offset + b], out[a:b])
+                    lanes.split(part, len(positions))
+                    return out.T  # n x b, column-major
+            else:
+                def work(offset, positions):
+                    raw = self._read_positions(positions, np_dtype)
+
+                    def part(a, b):
+                        _standardize(raw[:, a:b], mean[offset + a:offset + b],
+                                     inv_sd[offset + a:offset + b])
+                    lanes.split(part, raw.shape[1])
+                    return raw
 
         bar = _progress(len(vpos), verbose)
-        decoded = self._raw_blocks(vpos, block_size, decode_dtype, prefetch, finish)
+        decoded = self._pipeline(vpos, block_size, work, prefetch)
         try:
             for pos, raw in decoded:
                 if bar is not None:
@@ -751,24 +792,22 @@ class Genotypes:
         finally:
             decoded.close()  # stops the decoding thread before its helper lanes
             if lanes is not None:
-                lanes.shutdown(wait=True, cancel_futures=True)
+                lanes.close()
             if bar is not None:
                 bar.close()
 
-    def _raw_blocks(self, vpos: np.ndarray, block_size: int, dtype, prefetch: bool, finish=None
-                    ) -> Iterator[tuple[np.ndarray, object]]:
-        """Decode the variants ``vpos`` block by block.
+    def _pipeline(self, vpos: np.ndarray, block_size: int, work, prefetch: bool
+                  ) -> Iterator[tuple[np.ndarray, object]]:
+        """Run ``work(offset, positions)`` on the blocks of the variants ``vpos``.
 
-        Yields ``(positions, result)`` where ``result`` is the raw numpy block, or
-        ``finish(offset, raw)`` (``offset``: position of the block's first column in
-        ``vpos``). With ``prefetch`` the decoding and ``finish`` of the next block run
-        in one worker thread while the caller holds the current one.
+        Yields ``(positions, result)``; ``offset`` is the place of the block's first
+        column in ``vpos``. With ``prefetch`` the work of the next block runs in one
+        worker thread while the caller holds the current one.
         """
         offsets = range(0, len(vpos), block_size)
 
         def job(offset):
-            raw = self._read_positions(vpos[offset:offset + block_size], dtype)
-            return raw if finish is None else finish(offset, raw)
+            return work(offset, vpos[offset:offset + block_size])
 
         if not prefetch or len(offsets) < 2:
             for offset in offsets:
@@ -784,6 +823,12 @@ class Genotypes:
                 yield vpos[offset:offset + block_size], current.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _lane_count(self, block_size: int) -> int:
+        """Threads that share a block's columns: one per decoding thread of the source
+        (default one per core), but at least ``_MIN_BLOCK_COLUMNS`` columns each."""
+        threads = getattr(self._source, "num_threads", None) or default_num_threads()
+        return max(min(threads, block_size // _MIN_BLOCK_COLUMNS), 1)
 
     def _plan(self, n_columns: int, bytes_per_column: int, live_copies: int, device) -> int:
         from . import memory
@@ -877,18 +922,95 @@ class Genotypes:
 
 
 # ---------------------------------------------------------------------- helpers
-#: int8 code bed-reader gives a missing call.
-MISSING_CODE = -127
-#: ``dtype`` marker asking a source for int8 codes (:meth:`BedSource.read_codes`).
-_CODES = object()
+#: Dosage of the counted allele ``a1`` for each 2-bit code of a packed genotype
+#: byte (the PLINK .bed encoding, as bed-reader reads it with ``count_A1=True``):
+#: 0b00 two copies, 0b01 missing, 0b10 one copy, 0b11 none.
+PACKED_DOSAGES = np.array([2.0, np.nan, 1.0, 0.0])
+# The four codes of each byte value, lowest bits (first sample) first.
+_BYTE_CODES = ((np.arange(256)[:, None] >> np.arange(0, 8, 2)) & 3).astype(np.intp)
+# Working set of one chunk of variants in _decode_codes (their 256-entry tables
+# and byte indices stay in cache while they are used).
+_DECODE_CHUNK_BYTES = 2 * 1024**2
+
+
+class _Lanes:
+    """The calling thread plus ``count - 1`` helper threads sharing a block's columns.
+
+    numpy releases the GIL in the passes used here, so the lanes run in parallel;
+    each pass itself is single-threaded (torch's intra-op threads stall badly when
+    the cores are shared with other work).
+    """
+
+    def __init__(self, count: int):
+        self.count = max(int(count), 1)
+        self._pool = (ThreadPoolExecutor(self.count - 1, thread_name_prefix="torchgenetics-lane")
+                      if self.count > 1 else None)
+
+    def split(self, part, size: int) -> list:
+        """``[part(a, b), ...]`` over consecutive ranges covering ``range(size)``, one per lane."""
+        edges = np.unique(np.linspace(0, size, min(self.count, max(size, 1)) + 1).astype(int))
+        ranges = list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+        if self._pool is None or len(ranges) < 2:
+            return [part(a, b) for a, b in ranges]
+        pending = [self._pool.submit(part, a, b) for a, b in ranges[1:]]
+        first = part(*ranges[0])
+        return [first] + [future.result() for future in pending]
+
+    def close(self) -> None:
+        """Stop the helper threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _affine_table(mean: np.ndarray, inv_sd: np.ndarray) -> np.ndarray:
+    """Standardized value of each 2-bit code, per variant (``n_variants x 4``).
+
+    ``dosage * inv_sd + (-mean * inv_sd)`` in the dtype of ``inv_sd``, rounded
+    step by step exactly as a column of dosages would be; 0 for a missing call.
+    """
+    shift = -mean * inv_sd
+    table = np.zeros((len(inv_sd), 4), dtype=inv_sd.dtype)
+    for code, dosage in enumerate(PACKED_DOSAGES):
+        if not np.isnan(dosage):
+            np.add(np.multiply(inv_sd.dtype.type(dosage), inv_sd), shift, out=table[:, code])
+    return table
+
+
+def _decode_codes(packed: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
+    """Decode packed genotypes through a per-variant table of the four codes' values.
+
+    ``packed`` is ``k x ceil(n / 4)`` bytes (row ``j``: the 2-bit codes of variant
+    ``j``'s ``n`` samples, four to a byte, first sample in the lowest bits), ``table``
+    ``k x 4`` and ``out`` a C-ordered ``k x n`` array of ``table``'s dtype:
+    ``out[j, i] = table[j, code of sample i]``.
+
+    One gather per byte: each variant's table is expanded to the four values of
+    each of the 256 byte values, and ``np.take`` copies those four values (as one
+    16- or 32-byte item) for every byte, with the GIL released.
+    """
+    k, width = packed.shape
+    n = out.shape[1]
+    if k == 0 or n == 0:
+        return
+    quad = np.dtype((np.void, 4 * out.itemsize))  # four values of one byte, as one item
+    per_variant = 256 * quad.itemsize + width * (np.dtype(np.intp).itemsize + quad.itemsize)
+    step = max(_DECODE_CHUNK_BYTES // per_variant, 1)
+    rows = np.arange(min(step, k), dtype=np.intp)[:, None] * 256
+    for a in range(0, k, step):
+        b = min(a + step, k)
+        values = np.take(table[a:b].astype(out.dtype, copy=False), _BYTE_CODES, axis=1)
+        index = np.add(packed[a:b], rows[:b - a], dtype=np.intp)
+        flat = values.view(quad).reshape(-1)
+        if n == 4 * width:
+            np.take(flat, index, out=out[a:b].view(quad), mode="clip")
+        else:  # the last byte of each variant is partly padding
+            out[a:b] = np.take(flat, index, mode="clip").view(out.dtype)[:, :n]
 
 
 def _standardize(block: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray) -> np.ndarray:
     """``block = (block - mean) * inv_sd`` per column, NaN -> 0, in place.
 
-    Plain single-threaded numpy on purpose: torch's intra-op threads stall badly
-    when the cores are shared with the decoder (or other processes); parallelism
-    comes from :func:`_standardize_lanes`.
+    Single-threaded numpy; parallelism comes from :class:`_Lanes`.
     """
     missing = np.isnan(block)
     np.subtract(block, mean, out=block)
@@ -897,50 +1019,11 @@ def _standardize(block: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray) -> np.
     return block
 
 
-def _standardize_codes(codes: np.ndarray, inv_sd: np.ndarray, shift: np.ndarray, dtype,
-                       lanes: ThreadPoolExecutor | None, n_lanes: int) -> np.ndarray:
-    """``codes * inv_sd + shift`` per column (= ``(x - mean) / sd``), missing codes -> 0.
-
-    ``codes`` are int8 allele counts with ``MISSING_CODE`` for missing calls; the
-    columns are split between this thread and ``lanes`` as in :func:`_standardize_lanes`.
-    """
-    out = np.empty(codes.shape, dtype=dtype, order="F")
-
-    def part(a, b):
-        block = out[:, a:b]
-        np.multiply(codes[:, a:b], inv_sd[a:b], out=block, dtype=dtype, casting="unsafe")
-        np.add(block, shift[a:b], out=block)
-        np.copyto(block, 0.0, where=codes[:, a:b] == MISSING_CODE)
-
-    edges = np.linspace(0, codes.shape[1], (n_lanes if lanes is not None else 1) + 1).astype(int)
-    pending = [lanes.submit(part, a, b) for a, b in zip(edges[1:-1], edges[2:], strict=True)
-               ] if lanes is not None else []
-    part(edges[0], edges[1])
-    for future in pending:
-        future.result()
-    return out
-
-
-def _standardize_lanes(block: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray,
-                       lanes: ThreadPoolExecutor | None, n_lanes: int) -> np.ndarray:
-    """:func:`_standardize` with the columns split between this thread and the
-    ``n_lanes - 1`` threads of ``lanes``."""
-    if lanes is None:
-        return _standardize(block, mean, inv_sd)
-    edges = np.linspace(0, block.shape[1], n_lanes + 1).astype(int)
-    pending = [lanes.submit(_standardize, block[:, a:b], mean[a:b], inv_sd[a:b])
-               for a, b in zip(edges[1:-1], edges[2:], strict=True)]
-    _standardize(block[:, :edges[1]], mean[:edges[1]], inv_sd[:edges[1]])
-    for future in pending:
-        future.result()
-    return block
-
-
-def _column_stats(offset: int, raw: np.ndarray):
+def _column_stats(raw: np.ndarray):
     """Call count, mean, variance and polymorphism of each column of a block (NaN missing).
 
-    Single-threaded numpy (see :func:`_standardize`); ``raw`` may be
-    overwritten. ``offset`` (unused) is the block's place in the pass.
+    Single-threaded numpy (see :class:`_Lanes`); ``raw`` (Fortran order, each
+    column contiguous) may be overwritten.
     """
     n = raw.shape[0]
     missing = np.isnan(raw)

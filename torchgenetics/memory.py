@@ -16,6 +16,15 @@ Sources of the CPU budget, smallest wins:
 cgroup usage counts reclaimable page cache (``inactive_file`` in ``memory.stat``)
 as free, as container runtimes do. On CUDA the budget is the free device memory
 plus the memory PyTorch's caching allocator holds but does not use.
+
+Budgets are per process. When several ranks of a distributed job share a node
+(``LOCAL_WORLD_SIZE`` from torchrun, or SLURM's tasks per node), the node-wide
+sources (cgroup, SLURM, ``/proc/meminfo``) are divided by that number, and a
+GPU's free memory by the number of ranks sharing it.
+``TORCHGEN_MEMORY_BUDGET`` is already per process and is never divided.
+Inside :func:`pinned_budget` every detected source is replaced by one fixed
+value (distributed fits pin the smallest budget of all ranks, so that every rank
+takes the same memory-dependent decisions).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping
 
@@ -39,6 +49,8 @@ __all__ = [
     "memory_sources",
     "available_bytes",
     "plan_block",
+    "ranks_per_node",
+    "pinned_budget",
 ]
 
 ENV_BUDGET = "TORCHGEN_MEMORY_BUDGET"
@@ -48,6 +60,8 @@ DEFAULT_PROC_ROOT = "/proc"
 _FALLBACK_BYTES = 2 * 1024**3
 # cgroup v1 reports "no limit" as a page-rounded 2**63 - 1.
 _UNLIMITED = 2**60
+# Budgets fixed by pinned_budget (innermost last).
+_PINNED: list[int] = []
 
 _UNITS = {
     "": 1,
@@ -298,13 +312,73 @@ def _slurm(env: Mapping[str, str]) -> int | None:
         return per_node
     per_cpu = mb("SLURM_MEM_PER_CPU")
     if per_cpu:
-        cpus = env.get("SLURM_CPUS_ON_NODE") or env.get("SLURM_CPUS_PER_TASK") or "1"
+        # a node-wide total: CPUs on the node, else CPUs per task times tasks on the node
+        on_node = env.get("SLURM_CPUS_ON_NODE")
+        cpus = on_node or env.get("SLURM_CPUS_PER_TASK") or "1"
         try:
             n_cpus = max(int(cpus.split("(")[0].split(",")[0]), 1)
         except ValueError:
             n_cpus = 1
-        return per_cpu * n_cpus
+        return per_cpu * n_cpus * (1 if on_node else ranks_per_node(env))
     return None
+
+
+def ranks_per_node(env: Mapping[str, str] | None = None) -> int:
+    """Ranks of a distributed job sharing this node (1 outside one).
+
+    ``LOCAL_WORLD_SIZE`` (torchrun), else SLURM's tasks on this node; see
+    :func:`torchgenetics.distributed.context.local_world_size`.
+
+    Parameters
+    ----------
+    env : mapping, optional
+        Environment to read (default ``os.environ``).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> ranks_per_node({"LOCAL_WORLD_SIZE": "4"}), ranks_per_node({})
+    (4, 1)
+    """
+    from .distributed.context import local_world_size
+
+    return local_world_size(env)
+
+
+def _ranks_per_device(env: Mapping[str, str]) -> int:
+    """Ranks sharing one GPU: this node's ranks spread over its GPUs."""
+    devices = torch.cuda.device_count()
+    return max(math.ceil(ranks_per_node(env) / devices), 1) if devices else 1
+
+
+@contextmanager
+def pinned_budget(nbytes: int):
+    """Use ``nbytes`` instead of every detected source while the block runs.
+
+    ``TORCHGEN_MEMORY_BUDGET`` still wins; the safety factor of
+    :func:`available_bytes` still applies. Distributed fits pin the smallest
+    budget over the ranks so that memory-dependent choices (exact or stochastic,
+    caching) are the same on every rank.
+
+    Parameters
+    ----------
+    nbytes : int or str
+        Bytes (``"4GiB"`` accepted).
+
+    Examples
+    --------
+    >>> with pinned_budget("1GiB"):
+    ...     available_bytes(safety=0.5, env={})
+    536870912
+    """
+    _PINNED.append(parse_bytes(nbytes))
+    try:
+        yield
+    finally:
+        _PINNED.pop()
 
 
 def _meminfo(proc_root: Path) -> int | None:
@@ -353,9 +427,10 @@ def memory_sources(
     Returns
     -------
     dict of str to int
-        Keys among ``"env"``, ``"cuda"``, ``"cgroup_v2"``, ``"cgroup_v1"``,
-        ``"slurm"``, ``"meminfo"``, ``"sysconf"``; values in bytes. When ``"env"`` is
-        present it is the only key.
+        Keys among ``"env"``, ``"pinned"``, ``"cuda"``, ``"cgroup_v2"``, ``"cgroup_v1"``,
+        ``"slurm"``, ``"meminfo"``, ``"sysconf"``; values in bytes, per process
+        (node-wide values divided by :func:`ranks_per_node`, a GPU's by the ranks
+        sharing it). When ``"env"`` or ``"pinned"`` is present it is the only key.
 
     Examples
     --------
@@ -369,12 +444,14 @@ def memory_sources(
             return {"env": parse_bytes(override)}
         except InputError as err:
             raise InputError(f"environment variable {ENV_BUDGET}={override!r}: {err}") from None
+    if _PINNED:
+        return {"pinned": _PINNED[-1]}
     device = torch.device("cpu" if device is None else device)
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         free, _total = torch.cuda.mem_get_info(index)
         cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
-        return {"cuda": int(free + max(cached, 0))}
+        return {"cuda": int(free + max(cached, 0)) // _ranks_per_device(env)}
     cgroup_root, proc_root = Path(cgroup_root), Path(proc_root)
     sources = {}
     for name, value in (
@@ -389,7 +466,8 @@ def memory_sources(
         value = _sysconf() if proc_root == Path(DEFAULT_PROC_ROOT) else None
         if value is not None:
             sources["sysconf"] = value
-    return sources
+    share = ranks_per_node(env)
+    return {name: value // share for name, value in sources.items()}
 
 
 def available_bytes(

@@ -20,6 +20,8 @@ def add_parser(subparsers) -> None:
     >>> p.parse_args(["deepwas", "predict", "--model", "m.h5", "--annotations", "a", "--out", "o"]).action
     'predict'
     """
+    from torchgenetics.cli._distributed import add_distributed_argument
+
     parser = subparsers.add_parser(
         "deepwas",
         help="DeepWAS: neural functional priors trained on the GWAS likelihood",
@@ -44,6 +46,7 @@ def add_parser(subparsers) -> None:
     train.add_argument("--seed", type=int, help="seed (overrides the config)")
     train.add_argument("--device", default=None, help="torch device (default cpu)")
     train.add_argument("--verbose", action="store_true", help="progress bar")
+    add_distributed_argument(train)
     train.set_defaults(func=run_train)
 
     predict = actions.add_parser("predict", help="per-variant prior variances from a trained prior")
@@ -55,6 +58,10 @@ def add_parser(subparsers) -> None:
 
 def run_train(args) -> int:
     """Read the inputs, fit, write ``PREFIX.model.h5`` and ``PREFIX.history.tsv``, print a summary.
+
+    With ``--distributed`` (under torchrun / srun) every rank reads the inputs and
+    trains data-parallel (each global batch of regions split over the ranks: the
+    same fit as one process); rank 0 writes the outputs.
 
     Parameters
     ----------
@@ -71,18 +78,34 @@ def run_train(args) -> int:
     >>> main(["deepwas", "train", "--sumstats", "s.tsv", "--annotations", "a.tsv",
     ...       "--ld", "ld/", "--out", "run"])  # doctest: +SKIP
     """
+    from torchgenetics.cli._distributed import distributed_session
+
+    with distributed_session(args) as distributed:
+        return _train(args, distributed)
+
+
+def _train(args, distributed: bool) -> int:
     from torchgenetics.deepwas.config import DeepWASConfig
     from torchgenetics.deepwas.data import Annotations, SumStats, read_ld
     from torchgenetics.deepwas.fit import fit_deepwas
+    from torchgenetics.distributed import is_main
 
+    device = args.device
+    if distributed and device is None:  # one GPU per rank when there are GPUs
+        from torchgenetics.distributed import device_for_rank
+
+        device = str(device_for_rank()) if device_for_rank().type == "cuda" else None
     cfg = DeepWASConfig.coerce(args.config)
     cfg = cfg.updated("training", epochs=args.epochs, seed=args.seed)
     if args.val_chrom:
         cfg = cfg.updated("data", val_chromosomes=list(args.val_chrom))
     sumstats = SumStats.read(args.sumstats, n=args.n)
     annotations = Annotations.read(args.annotations)
-    ld = read_ld(args.ld, device=args.device)
-    fit = fit_deepwas(sumstats, annotations, ld, cfg, device=args.device, verbose=args.verbose)
+    ld = read_ld(args.ld, device=device)
+    fit = fit_deepwas(sumstats, annotations, ld, cfg, device=device, verbose=args.verbose,
+                      distributed=distributed)
+    if not is_main():  # rank 0 writes the (identical) fit
+        return 0
     fit.save(f"{args.out}.model.h5")
     fit.history.epochs.to_csv(f"{args.out}.history.tsv", sep="\t", index=False, float_format="%.8g")
     print(fit.summary())

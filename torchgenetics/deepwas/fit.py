@@ -179,7 +179,7 @@ class DeepWASFit:
 
 def fit_deepwas(sumstats: SumStats, annotations: Annotations, ld, config=None, prior=None,
                 init: DeepWASFit | None = None, device=None, dtype=torch.float64,
-                verbose: bool = False) -> DeepWASFit:
+                verbose: bool = False, distributed: bool = False, group=None) -> DeepWASFit:
     """Train a functional prior on summary statistics, annotations and LD.
 
     Matches the inputs by variant id and cuts regions (:func:`build_regions`), holds
@@ -202,6 +202,12 @@ def fit_deepwas(sumstats: SumStats, annotations: Annotations, ld, config=None, p
         Where to train (default CPU, float64).
     verbose : bool
         Progress bar.
+    distributed : bool
+        Data-parallel training over the ranks of an initialised process group (call
+        on every rank with the same inputs; see :class:`Trainer`): the same fit as one
+        process with the same ``data.batch_size`` and seed, returned on every rank.
+    group : ProcessGroup, optional
+        Process group of distributed training (default: the world group).
 
     Returns
     -------
@@ -248,12 +254,19 @@ def fit_deepwas(sumstats: SumStats, annotations: Annotations, ld, config=None, p
                          "OneCycle warm-up; raise training.epochs or lower data.batch_size")
     trainer = Trainer(max_epochs=int(tr["epochs"]), patience=tr["patience"],
                       restore_best=bool(tr["restore_best"]), eval_train=bool(tr["eval_train"]),
-                      verbose=verbose)
+                      verbose=verbose, distributed=distributed, group=group)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(tr["seed"]))  # dropout masks
         history = trainer.fit(module, dm)
-    metrics = {"train": module.evaluate(dm.train_regions)}
+    if distributed:
+        from torchgenetics.distributed.training import sharded_evaluate
+
+        def evaluate(regions):
+            return sharded_evaluate(module, regions, group=group)
+    else:
+        evaluate = module.evaluate
+    metrics = {"train": evaluate(dm.train_regions)}
     if dm.val_regions:
-        metrics["val"] = module.evaluate(dm.val_regions)
+        metrics["val"] = evaluate(dm.val_regions)
     return DeepWASFit(module, history, cfg.to_dict(), dict(regions.report), metrics,
                       list(annotations.names))

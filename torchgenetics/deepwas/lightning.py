@@ -8,11 +8,20 @@ the module's ``clip_norm`` unless the Trainer sets ``gradient_clip_val``, logs
 ``train_loss``, ``val_nll`` and ``val_delta``, and moves region batches to the device.
 :func:`lightning_datamodule` wraps a
 :class:`~torchgenetics.deepwas.datamodule.RegionDataModule`.
+
+Under Lightning's DDP strategy (``Trainer(strategy="ddp", use_distributed_sampler=False)``)
+every rank draws the same global batch, scores its share of the regions and
+returns its loss scaled for DDP's gradient averaging
+(:class:`~torchgenetics.distributed.training.ShardedObjective`), so training equals
+the single-process run with the same batch size and seed; validation batches are
+split over the ranks the same way and the held-out metrics combined on every rank.
+Lightning's default distributed sampler would give each rank different batches
+instead, so it is refused.
 """
 
 from __future__ import annotations
 
-from torchgenetics.errors import MissingExtraError
+from torchgenetics.errors import InputError, MissingExtraError
 
 from .module import summarize_validation
 
@@ -58,19 +67,54 @@ def lightning_module(module):
         def forward(self, features):
             return self.inner(features)
 
+        def _world(self):
+            return int(self.trainer.world_size) if self._trainer is not None else 1
+
+        def on_train_start(self):
+            if self._world() > 1:
+                from torch.utils.data import DistributedSampler
+
+                loader = self.trainer.train_dataloader
+                samplers = (getattr(loader, "sampler", None),
+                            getattr(getattr(loader, "batch_sampler", None), "sampler", None))
+                if any(isinstance(s, DistributedSampler) for s in samplers):
+                    raise InputError("DeepWAS under Lightning DDP splits each global batch of regions "
+                                     "over the ranks itself: create the Trainer with "
+                                     "use_distributed_sampler=False")
+
         def training_step(self, batch, batch_idx):
-            loss = self.inner.training_step(batch, batch_idx)
-            self.log("train_loss", loss.detach(), prog_bar=True, batch_size=len(batch))
+            world = self._world()
+            if world == 1:
+                loss = self.inner.training_step(batch, batch_idx)
+                self.log("train_loss", loss.detach(), prog_bar=True, batch_size=len(batch))
+                return loss
+            from torchgenetics.distributed.training import ShardedObjective
+
+            loss, part = ShardedObjective(self.inner, rank=self.global_rank, world=world)(batch)
+            self.log("train_loss", part, prog_bar=True, batch_size=len(batch), sync_dist=True,
+                     reduce_fx="sum")
             return loss
 
         def on_validation_epoch_start(self):
             self._val_outputs = []
 
         def validation_step(self, batch, batch_idx):
+            world = self._world()
+            if world > 1:
+                from torchgenetics.distributed.training import shard_regions
+
+                batch = [batch[i] for i in shard_regions(batch, self.global_rank, world)]
+                if not batch:
+                    return
             self._val_outputs.append(self.inner.validation_step(batch, batch_idx))
 
         def on_validation_epoch_end(self):
-            m = summarize_validation(self._val_outputs)
+            outputs = self._val_outputs
+            if self._world() > 1:
+                from torchgenetics.distributed.context import all_gather_objects
+
+                outputs = [o for part in all_gather_objects(outputs) for o in part]
+            m = summarize_validation(outputs)
             if m["n_scored"]:
                 self.log("val_nll", m["nll"], prog_bar=True)
                 self.log("val_delta", m["delta"], prog_bar=True)

@@ -5,6 +5,13 @@ What Lightning's ``Trainer.fit`` would do, in a few lines: AdamW + OneCycleLR fr
 gradient-norm clipping, per-epoch held-out likelihood on the validation chromosomes,
 early stopping on it (:class:`torchgenetics.optim.EarlyStopping`) and restoring the
 best epoch's weights.
+
+With ``distributed=True`` (inside an initialised ``torch.distributed`` process
+group) it trains data-parallel: every rank draws the same global batch, scores its
+share of the regions and DistributedDataParallel averages the scaled gradients
+(:mod:`torchgenetics.distributed.training`), so the run equals single-process
+training with the same batch size and seed; validation regions are split over
+the ranks too, and only rank 0 shows the progress bar.
 """
 
 from __future__ import annotations
@@ -105,7 +112,12 @@ class Trainer:
         Also compute the full likelihood on the training regions each epoch (costs one
         extra pass; useful when training on the LDSC objective).
     verbose : bool
-        Show a tqdm bar over steps.
+        Show a tqdm bar over steps (rank 0 only when distributed).
+    distributed : bool
+        Data-parallel training over the ranks of ``group`` (needs an initialised
+        process group; see :mod:`torchgenetics.distributed.training`).
+    group : ProcessGroup, optional
+        Process group of distributed training (default: the world group).
 
     Examples
     --------
@@ -123,7 +135,8 @@ class Trainer:
     """
 
     def __init__(self, max_epochs: int = 20, clip_norm: float | None = None, patience: int | None = None,
-                 restore_best: bool = True, eval_train: bool = False, verbose: bool = False):
+                 restore_best: bool = True, eval_train: bool = False, verbose: bool = False,
+                 distributed: bool = False, group=None):
         if int(max_epochs) < 1:
             raise InputError(f"max_epochs must be >= 1, got {max_epochs}")
         self.max_epochs = int(max_epochs)
@@ -132,6 +145,32 @@ class Trainer:
         self.restore_best = bool(restore_best)
         self.eval_train = bool(eval_train)
         self.verbose = bool(verbose)
+        self.distributed = bool(distributed)
+        self.group = group
+
+    def _step_and_evaluate(self, module):
+        """``step(batch, idx) -> (loss to backpropagate, batch loss value)`` and ``evaluate(regions)``."""
+        if not self.distributed:
+            def step(batch, batch_idx):
+                loss = module.training_step(batch, batch_idx)
+                return loss, float(loss.detach())
+
+            return step, module.evaluate, self.verbose
+        from torchgenetics.distributed.context import is_main
+        from torchgenetics.distributed.training import ddp_objective, global_loss, sharded_evaluate
+
+        ddp = ddp_objective(module, self.group)
+
+        def step(batch, batch_idx):
+            loss, part = ddp(batch)
+            value = global_loss(part, self.group)
+            module.log("train_loss", value)
+            return loss, value
+
+        def evaluate(regions):
+            return sharded_evaluate(module, regions, group=self.group)
+
+        return step, evaluate, self.verbose and is_main(self.group)
 
     def fit(self, module, datamodule) -> TrainingHistory:
         """Run the training loop; returns the history (the module is trained in place).
@@ -142,6 +181,7 @@ class Trainer:
         'fit'
         """
         datamodule.setup("fit")
+        step, evaluate, show = self._step_and_evaluate(module)
         loader = datamodule.train_dataloader()
         module.set_total_steps(self.max_epochs * len(loader))
         opt = module.configure_optimizers()
@@ -153,7 +193,7 @@ class Trainer:
         best, best_state, best_epoch, stopped = math.inf, None, None, False
         steps, epochs = [], []
         start = time.perf_counter()
-        bar = tqdm(total=self.max_epochs * len(loader), desc="DeepWAS", disable=not self.verbose,
+        bar = tqdm(total=self.max_epochs * len(loader), desc="DeepWAS", disable=not show,
                    leave=False)
         for epoch in range(self.max_epochs):
             t0 = time.perf_counter()
@@ -162,8 +202,7 @@ class Trainer:
             for batch_idx, batch in enumerate(loader):
                 lr = float(scheduler.get_last_lr()[0])
                 optimizer.zero_grad(set_to_none=True)
-                loss = module.training_step(batch, batch_idx)
-                value = float(loss.detach())
+                loss, value = step(batch, batch_idx)
                 if not math.isfinite(value):
                     bar.close()
                     raise ConvergenceError(f"DeepWAS loss became {value} at epoch {epoch}, step "
@@ -181,10 +220,10 @@ class Trainer:
                 bar.set_postfix(loss=f"{value:.4g}", lr=f"{lr:.2e}")
             row = {"epoch": epoch, "train_loss": sum(losses) / len(losses)}
             if self.eval_train:
-                m = module.evaluate(datamodule.train_regions)
+                m = evaluate(datamodule.train_regions)
                 row.update(train_nll=m["nll"], train_delta=m["delta"])
             if has_val:
-                m = module.evaluate(datamodule.val_regions)
+                m = evaluate(datamodule.val_regions)
                 row.update(val_nll=m["nll"], val_null_nll=m["null_nll"], val_delta=m["delta"],
                            val_se=m["se"])
                 if m["nll"] < best:

@@ -1,8 +1,10 @@
 """PLINK 1 (.bed/.bim/.fam) and PLINK 2 (.pgen/.pvar/.psam) genotype files.
 
 The text tables are read and checked here with pandas (every error names the
-file and line); the binary genotypes are decoded lazily, block by block, by
-bed-reader (``.bed``) or pgenlib (``.pgen``, optional extra ``pgen``).
+file and line); the binary genotypes are decoded lazily, block by block: a
+``.bed`` by bed-reader (raw dosages) or, for statistics and standardized blocks,
+from its packed bytes mapped into memory (:class:`BedSource`); a ``.pgen`` by
+pgenlib (optional extra ``pgen``).
 Dosages count allele ``a1``: the .bim's fifth column, or the .pvar's ALT allele
 (``a2`` is then REF), as plink2 does.
 """
@@ -78,24 +80,34 @@ def read_plink(prefix, *, num_threads: int | None = None) -> Genotypes:
             raise MissingFileError(path, what)
     samples = read_fam(fam)
     variants = read_bim(bim)
-    _check_bed(bed, len(samples), len(variants), fam, bim)
     return Genotypes(BedSource(bed, len(samples), len(variants), num_threads), samples, variants)
 
 
 class BedSource:
-    """A PLINK .bed file decoded by ``bed_reader.open_bed`` (a :class:`GenotypeSource`).
+    """A PLINK .bed file (a :class:`GenotypeSource` with ``read_packed``).
 
-    The sample and variant counts are passed to bed-reader, so it never reads
-    the .fam/.bim itself.
+    Raw dosages (:meth:`read`) are decoded by ``bed_reader.open_bed``, given the
+    sample and variant counts so that it never reads the .fam/.bim itself.
+    :meth:`read_packed` hands out the file's own bytes, mapped into memory, from
+    which :class:`Genotypes` computes statistics and standardized blocks in one
+    pass (same dosages as bed-reader's ``count_A1=True``: the .bim's fifth column
+    is counted).
 
     Parameters
     ----------
     path : str or path
-        The .bed file (already checked).
+        The .bed file.
     n_samples, n_variants : int
         Counts from the .fam and .bim.
     num_threads : int, optional
         Decoding threads (default: the cores this process may use).
+
+    Raises
+    ------
+    FileFormatError
+        If the file does not start with the PLINK magic bytes and the
+        variant-major mode byte, or its size is not ``3 + n_variants *
+        ceil(n_samples / 4)`` bytes (names the sibling .fam and .bim).
 
     Examples
     --------
@@ -107,14 +119,34 @@ class BedSource:
     """
 
     def __init__(self, path, n_samples: int, n_variants: int, num_threads: int | None = None):
-        from bed_reader import open_bed
-
         self.path = Path(path)
         self.shape = (int(n_samples), int(n_variants))
         self.dtype = np.dtype(np.float32)  # hard calls are exact in float32
         self.num_threads = default_num_threads() if num_threads is None else max(int(num_threads), 1)
-        self._bed = open_bed(self.path, iid_count=self.shape[0], sid_count=self.shape[1],
-                             num_threads=self.num_threads, skip_format_check=True)
+        _check_bed(self.path, *self.shape)
+        self._open()
+
+    def _open(self) -> None:
+        from bed_reader import open_bed
+
+        n, m = self.shape
+        self._bed = open_bed(self.path, iid_count=n, sid_count=m, num_threads=self.num_threads,
+                             skip_format_check=True)
+        width = (n + 3) // 4
+        if n and m:  # variant j's bytes: 3 + j * width .. 3 + (j + 1) * width
+            self._bytes = np.asarray(np.memmap(self.path, dtype=np.uint8, mode="r", offset=3,
+                                               shape=(m, width)))
+        else:
+            self._bytes = np.zeros((m, width), dtype=np.uint8)
+
+    def __getstate__(self) -> dict:
+        # The mapping is reopened, not copied, when the source is pickled.
+        return {"path": self.path, "shape": self.shape, "num_threads": self.num_threads}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self.shape, self.num_threads = state["path"], state["shape"], state["num_threads"]
+        self.dtype = np.dtype(np.float32)
+        self._open()
 
     def read(self, samples, variants, dtype) -> np.ndarray:
         """Decode a block (see :class:`torchgenetics.genotypes.GenotypeSource`).
@@ -131,23 +163,42 @@ class BedSource:
         return self._bed.read(index=(rows, variants), dtype=dtype, order="F",
                               num_threads=self.num_threads)
 
-    def read_codes(self, samples, variants) -> np.ndarray:
-        """Decode a block as int8 allele counts, ``MISSING_CODE`` (-127) for missing calls.
+    def read_packed(self, samples, variants) -> np.ndarray:
+        """The .bed bytes of a block: 2-bit codes, four samples to a byte.
 
-        A quarter of the memory traffic of a float32 decode: the standardized
-        blocks of :meth:`Genotypes.blocks` are computed from these codes.
+        Parameters
+        ----------
+        samples : numpy.ndarray of int64 or None
+            Sample positions, in the order wanted (None: all, in file order).
+        variants : slice or numpy.ndarray of int64
+            Variant positions.
+
+        Returns
+        -------
+        numpy.ndarray of uint8
+            ``b x ceil(n_sel / 4)``, one row per variant, first sample in the
+            lowest two bits; codes 0b00 (two copies of ``a1``), 0b01 (missing),
+            0b10 (one copy), 0b11 (none), as in
+            :data:`torchgenetics.genotypes.PACKED_DOSAGES`. For all samples and a
+            slice of variants this is a read-only view of the mapped file.
 
         Examples
         --------
         >>> import tempfile, numpy as np, bed_reader
         >>> path = tempfile.mkdtemp() + "/toy.bed"
-        >>> bed_reader.to_bed(path, np.array([[0, np.nan], [2, 1]], dtype=np.float32))
-        >>> BedSource(path, 2, 2).read_codes(None, slice(0, 2)).tolist()
-        [[0, -127], [2, 1]]
+        >>> bed_reader.to_bed(path, np.array([[0, 2], [np.nan, 1], [2, 0]], dtype=np.float32))
+        >>> [f"{byte:08b}" for byte in BedSource(path, 3, 2).read_packed(None, slice(0, 2))[:, 0]]
+        ['00000111', '00111000']
+        >>> [f"{byte:08b}" for byte in BedSource(path, 3, 2).read_packed(np.array([2, 0]), [0])[0]]
+        ['00001100']
         """
-        rows = slice(None) if samples is None else samples
-        return self._bed.read(index=(rows, variants), dtype="int8", order="F",
-                              num_threads=self.num_threads)
+        rows = self._bytes[variants]
+        if samples is None:
+            return rows
+        samples = np.asarray(samples, dtype=np.int64)
+        if len(samples) == self.shape[0] and np.array_equal(samples, np.arange(self.shape[0])):
+            return rows  # every sample, in file order
+        return _pack_samples(rows, samples)
 
     def describe(self) -> str:
         """Where the data lives.
@@ -248,8 +299,28 @@ def read_bim(path) -> pd.DataFrame:
     })
 
 
-def _check_bed(bed: Path, n: int, m: int, fam: Path, bim: Path) -> None:
-    """Magic bytes, variant-major mode and exact size of a .bed file."""
+def _pack_samples(rows: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Packed codes of ``samples`` (in that order) from packed rows of all samples.
+
+    Sample ``s`` sits in byte ``s // 4`` at bits ``2 (s % 4)``; the ``i``-th selected
+    sample goes to byte ``i // 4`` at bits ``2 (i % 4)``: one gather per bit pair.
+    """
+    width = (len(samples) + 3) // 4
+    packed = np.zeros((rows.shape[0], width), dtype=np.uint8)
+    for pair in range(4):
+        chosen = samples[pair::4]
+        codes = np.take(rows, chosen >> 2, axis=1)
+        np.right_shift(codes, ((chosen & 3) << 1).astype(np.uint8), out=codes)
+        np.bitwise_and(codes, np.uint8(3), out=codes)
+        np.left_shift(codes, np.uint8(2 * pair), out=codes)
+        np.bitwise_or(packed[:, :len(chosen)], codes, out=packed[:, :len(chosen)])
+    return packed
+
+
+def _check_bed(bed: Path, n: int, m: int) -> None:
+    """Magic bytes, variant-major mode and exact size of a .bed file (``n`` samples
+    listed by the sibling .fam, ``m`` variants by the .bim)."""
+    fam, bim = bed.with_suffix(".fam"), bed.with_suffix(".bim")
     with open(bed, "rb") as handle:
         head = handle.read(3)
     if head[:2] != _BED_MAGIC:

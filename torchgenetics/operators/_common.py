@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from linear_operator.operators import LinearOperator
 
+from ..distributed import context as dist_context
 from ..errors import InputError
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "SymmetricOperator",
     "BatchView",
     "standardized_columns",
+    "Shard",
 ]
 
 
@@ -209,3 +211,67 @@ def standardized_columns(genotypes, positions, device=None, dtype=torch.float64)
         cols = order[np.searchsorted(sorted_pos, np.asarray(idx, dtype=np.int64))]
         out[:, torch.as_tensor(cols, device=out.device)] = block
     return out
+
+
+class Shard:
+    """How an operator's variants are split over the ranks of a process group.
+
+    Each rank holds a contiguous, balanced share of the operator's (sorted,
+    polymorphic) variants; products are local sums ``sum_{j in share} z_j (z_j' V)``
+    added up over the ranks with one ``all_reduce``. Without a process group (or
+    with ``distributed=False``) the share is everything and the reduction a no-op.
+
+    Parameters
+    ----------
+    distributed : bool
+        Shard over ``group``. A given ``group`` implies True.
+    group : ProcessGroup, optional
+        Default: the world group.
+
+    Examples
+    --------
+    >>> s = Shard()
+    >>> s.active, s.take(5), s.reduce(torch.ones(2)).tolist()
+    (False, slice(0, 5, None), [1.0, 1.0])
+    """
+
+    def __init__(self, distributed: bool = False, group=None):
+        self.active = bool(distributed) or group is not None
+        self.group = group
+
+    @property
+    def world(self) -> int:
+        """Number of ranks sharing the variants (1 when not sharded)."""
+        return dist_context.world_size(self.group) if self.active else 1
+
+    @property
+    def rank(self) -> int:
+        """This rank's position among them (0 when not sharded)."""
+        return dist_context.rank(self.group) if self.active else 0
+
+    def take(self, n_items: int) -> slice:
+        """This rank's contiguous share of ``n_items`` ordered items."""
+        return dist_context.shard_range(n_items, self.rank, self.world)
+
+    def owner_slices(self, sizes) -> slice:
+        """This rank's share of consecutive groups (sizes ``sizes``), balanced by total size.
+
+        A group goes to the rank whose variant range holds its midpoint, so groups
+        stay whole and shares stay contiguous.
+        """
+        sizes = np.asarray(sizes, dtype=np.int64)
+        own = dist_context.shard_range(int(sizes.sum()), self.rank, self.world)
+        mid2 = 2 * (np.cumsum(sizes) - sizes) + sizes  # twice each group's midpoint
+        keep = np.flatnonzero((mid2 >= 2 * own.start) & (mid2 < 2 * own.stop))
+        if keep.size == 0:
+            return slice(0, 0)
+        return slice(int(keep[0]), int(keep[-1]) + 1)
+
+    def reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the ranks in place (no-op when not sharded); returns it."""
+        if self.active:
+            dist_context.all_reduce_sum(tensor, self.group)
+        return tensor
+
+    def __repr__(self):
+        return f"Shard(rank={self.rank}, world={self.world})" if self.active else "Shard(off)"

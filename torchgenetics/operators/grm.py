@@ -5,6 +5,13 @@
 is never formed: ``K V = sum_b Z_b (Z_b^T V) / m_eff`` over blocks of ``Z`` that are
 either streamed from the :class:`~torchgenetics.genotypes.Genotypes` source on each
 product or kept resident on the device when the memory budget allows.
+
+With ``distributed=True`` (a ``torch.distributed`` process group initialised) each
+rank keeps a contiguous share of the variants and a product is the local sum
+``sum_{b in share} Z_b (Z_b^T V)`` added up over the ranks by one ``all_reduce``,
+divided by the global ``m_eff``; every rank holds the whole n-sized result, so
+anything built on the operator runs unchanged (every rank must make the same
+calls, in the same order).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from torch.autograd import Function
 
 from ..errors import InputError, MemoryBudgetError
 from ..memory import dtype_bytes, plan_block
-from ._common import SymmetricOperator, as_positions, flatten_rhs, resolve
+from ._common import Shard, SymmetricOperator, as_positions, flatten_rhs, resolve
 
 __all__ = ["GRM"]
 
@@ -39,7 +46,8 @@ class _BlockSource:
     genotypes : Genotypes
         The source.
     index : numpy.ndarray
-        Sorted positions (in ``genotypes``) of the polymorphic variants covered.
+        Sorted positions (in ``genotypes``) of the polymorphic variants covered
+        (this rank's share when sharded).
     device, dtype : torch.device, torch.dtype
         Where blocks live.
     resident : bool or None
@@ -48,6 +56,8 @@ class _BlockSource:
     block_size : int or None
         Columns per streamed block (None: planned from the memory budget, at most
         2048).
+    shard : Shard, optional
+        How the variants are split over ranks (default: not split).
 
     Attributes
     ----------
@@ -56,8 +66,10 @@ class _BlockSource:
         load resident blocks).
     """
 
-    def __init__(self, genotypes, index, device, dtype, resident=None, block_size=None):
+    def __init__(self, genotypes, index, device, dtype, resident=None, block_size=None,
+                 shard=None):
         self.genotypes = genotypes
+        self.shard = Shard() if shard is None else shard
         self.index = np.asarray(index, dtype=np.int64)
         self.device, self.dtype = device, dtype
         self.n = int(genotypes.n_samples)
@@ -136,21 +148,26 @@ class _KernelState:
     source : _BlockSource
         Where blocks come from.
     members : numpy.ndarray
-        Sorted polymorphic positions of this kernel (a subset of ``source.index``).
+        Sorted polymorphic positions of this kernel (a subset of ``source.index``:
+        this rank's share when sharded).
     variants : numpy.ndarray or None
         The variant set as the user gave it (None: all), for ``sample_sq_norms``.
     n_requested : int
         Variants requested (polymorphic or not).
     stack : GRMStack, optional
         The stack this kernel is a component of, and its component number.
+    all_members : numpy.ndarray, optional
+        Every rank's members together (default ``members``); ``m_eff`` is their count.
     """
 
-    def __init__(self, source, members, variants, n_requested, stack=None, component=None):
+    def __init__(self, source, members, variants, n_requested, stack=None, component=None,
+                 all_members=None):
         self.source = source
         self.members = np.asarray(members, dtype=np.int64)
+        self.all_members = self.members if all_members is None else np.asarray(all_members, dtype=np.int64)
         self.variants = variants
         self.n_requested = int(n_requested)
-        self.m_eff = int(self.members.size)
+        self.m_eff = int(self.all_members.size)
         self.stack, self.component = stack, component
         self._sel_cache = {}
         self._diag = None
@@ -189,19 +206,24 @@ class _KernelState:
         out = torch.zeros(self.source.n, x.shape[1], dtype=x.dtype, device=x.device)
         for z in self.blocks():
             out.addmm_(z, z.T @ x)
-        return out.div_(self.m_eff)
+        return self.source.shard.reduce(out).div_(self.m_eff)
 
     def diagonal(self) -> torch.Tensor:
         """Exact diagonal (cached)."""
         if self._diag is None:
+            src = self.source
             if self.stack is not None:
                 self._diag = self.stack.diagonals()[self.component]
+            elif src.shard.active:
+                # this rank's polymorphic share; a copy, as the genotypes cache the norms
+                sq = src.genotypes.sample_sq_norms(variants=self.members, device=src.device,
+                                                   dtype=src.dtype).clone()
+                self._diag = src.shard.reduce(sq) / self.m_eff
             else:
-                sq = self.source.genotypes.sample_sq_norms(
-                    variants=self.variants, device=self.source.device, dtype=self.source.dtype
+                sq = src.genotypes.sample_sq_norms(
+                    variants=self.variants, device=src.device, dtype=src.dtype
                 )
-                self._diag = torch.as_tensor(sq, device=self.source.device,
-                                             dtype=self.source.dtype) / self.m_eff
+                self._diag = torch.as_tensor(sq, device=src.device, dtype=src.dtype) / self.m_eff
         return self._diag
 
     def dense(self) -> torch.Tensor:
@@ -211,7 +233,7 @@ class _KernelState:
             out = torch.zeros(n, n, dtype=src.dtype, device=src.device)
             for z in self.blocks():
                 out.addmm_(z, z.T)
-            self._dense = out.div_(self.m_eff)
+            self._dense = src.shard.reduce(out).div_(self.m_eff)
         return self._dense
 
 
@@ -265,11 +287,19 @@ class GRM(SymmetricOperator):
     block_size : int, optional
         Columns per streamed block (default: the widest, up to 2048, that the
         memory budget allows).
+    distributed : bool, default False
+        Shard the variants over the ranks of ``group``: each rank streams a
+        contiguous share and products are summed with one ``all_reduce`` (every
+        rank must then make the same calls). Without a process group this is a
+        world of one rank (no communication).
+    group : ProcessGroup, optional
+        The ranks sharing the variants (default: the world group); giving one
+        implies ``distributed=True``.
 
     Attributes
     ----------
     m_eff : int
-        Number of polymorphic variants used.
+        Number of polymorphic variants used (over all ranks).
     n_monomorphic : int
         Requested variants dropped as monomorphic.
     passes : int
@@ -287,7 +317,7 @@ class GRM(SymmetricOperator):
     """
 
     def __init__(self, genotypes=None, variants=None, device=None, dtype=None, resident=None,
-                 block_size=None, *, _state=None):
+                 block_size=None, *, distributed=False, group=None, _state=None):
         if _state is None:
             if genotypes is None:
                 raise InputError("GRM needs a Genotypes source")
@@ -301,8 +331,10 @@ class GRM(SymmetricOperator):
                     f"GRM: none of the {n_req} requested variants is polymorphic; "
                     "a relationship matrix needs at least one"
                 )
-            source = _BlockSource(genotypes, members, device, dtype, resident, block_size)
-            _state = _KernelState(source, members, requested, n_req)
+            shard = Shard(distributed, group)
+            local = members[shard.take(members.size)]
+            source = _BlockSource(genotypes, local, device, dtype, resident, block_size, shard)
+            _state = _KernelState(source, local, requested, n_req, all_members=members)
         super().__init__(_state=_state)
         self._state = _state
 
@@ -327,8 +359,23 @@ class GRM(SymmetricOperator):
 
     @property
     def variant_index(self) -> np.ndarray:
-        """Positions (in the Genotypes) of the variants used."""
+        """Positions (in the Genotypes) of the variants used (on every rank)."""
+        return self._state.all_members
+
+    @property
+    def local_variant_index(self) -> np.ndarray:
+        """Positions of the variants this rank streams (all of them when not sharded)."""
         return self._state.members
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the variants are sharded over a process group."""
+        return self._state.source.shard.active
+
+    @property
+    def group(self):
+        """The process group of a sharded operator (None: the world group)."""
+        return self._state.source.shard.group
 
     @property
     def genotypes(self):
@@ -378,9 +425,10 @@ class GRM(SymmetricOperator):
         probe = torch.empty(0, dtype=self.dtype, device=self.device).to(*args, **kwargs)
         if probe.dtype == self.dtype and probe.device == self.device:
             return self
+        src = self._state.source
         return GRM(self.genotypes, self._state.variants, device=probe.device, dtype=probe.dtype,
-                   resident=self._state.source.resident,
-                   block_size=self._state.source.block_size)
+                   resident=src.resident, block_size=src.block_size,
+                   distributed=src.shard.active, group=src.shard.group)
 
     def type(self, dtype):
         return self.to(dtype)
@@ -392,5 +440,6 @@ class GRM(SymmetricOperator):
         return self.to("cuda" if device_id is None else f"cuda:{device_id}")
 
     def __repr__(self):
+        shard = f", {self._state.source.shard!r}" if self.distributed else ""
         return (f"GRM(n={self.shape[0]}, m_eff={self.m_eff}, dtype={self.dtype}, "
-                f"device={self.device}, resident={self.resident})")
+                f"device={self.device}, resident={self.resident}{shard})")

@@ -5,6 +5,10 @@ For components ``K_g = Z_g Z_g^T / m_g`` (``Z_g`` the standardized columns of se
 ``P = Z_b^T V`` is computed once and its rows are scattered to the components that
 own the block's columns. ``sum_g theta_g K_g V`` needs just ``Z_b (w * P)`` with
 per-column weights ``w_j = sum_{g owns j} theta_g / m_g``.
+
+With ``distributed=True`` each rank sweeps a contiguous share of the union and
+the per-rank sums are added with one ``all_reduce`` per product (all components
+at once), as for :class:`~torchgenetics.operators.GRM`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import torch
 from torch.autograd import Function
 
 from ..errors import ComponentSpecError, InputError
-from ._common import as_positions, flatten_rhs, resolve
+from ._common import Shard, as_positions, flatten_rhs, resolve
 from .grm import GRM, _BlockSource, _KernelState, _selector, _take
 
 __all__ = ["GRMStack"]
@@ -88,12 +92,18 @@ class GRMStack:
         memory budget allows).
     names : list of str, optional
         Component names (default: ``partition.names`` or ``component_000``, ...).
+    distributed : bool, default False
+        Shard the union of the components' variants over the ranks of ``group``
+        (one ``all_reduce`` per product, for all components at once; every rank
+        must make the same calls).
+    group : ProcessGroup, optional
+        Default the world group; giving one implies ``distributed=True``.
 
     Attributes
     ----------
     names : list of str
     m_eff : list of int
-        Polymorphic variants per component.
+        Polymorphic variants per component (over all ranks).
 
     Examples
     --------
@@ -110,7 +120,7 @@ class GRMStack:
     """
 
     def __init__(self, genotypes, partition, device=None, dtype=None, resident=None,
-                 block_size=None, names=None):
+                 block_size=None, names=None, *, distributed=False, group=None):
         device, dtype = resolve(device, dtype)
         if hasattr(partition, "indices"):
             sets = list(partition.indices)
@@ -140,10 +150,15 @@ class GRMStack:
         self.names = names
         self.m_eff = [int(p.size) for p in members]
         union = np.unique(np.concatenate(members))
-        self._source = _BlockSource(genotypes, union, device, dtype, resident, block_size)
-        self._states = [_KernelState(self._source, p, r, r.size, stack=self, component=g)
-                        for g, (p, r) in enumerate(zip(members, requested, strict=True))]
-        self._members = members
+        shard = Shard(distributed, group)
+        local = union[shard.take(union.size)]
+        self._source = _BlockSource(genotypes, local, device, dtype, resident, block_size, shard)
+        # this rank's members of each component (sorted), within its share of the union
+        mine = [p[(p >= local[0]) & (p <= local[-1])] if local.size else p[:0] for p in members]
+        self._states = [_KernelState(self._source, q, r, r.size, stack=self, component=g,
+                                     all_members=p)
+                        for g, (q, p, r) in enumerate(zip(mine, members, requested, strict=True))]
+        self._members = mine
         self._m = torch.tensor(self.m_eff, dtype=dtype, device=device)
         self._plans = {}
         self._diags = None
@@ -174,6 +189,21 @@ class GRMStack:
         return self._source.passes
 
     @property
+    def distributed(self) -> bool:
+        """Whether the variants are sharded over a process group."""
+        return self._source.shard.active
+
+    @property
+    def group(self):
+        """The process group of a sharded stack (None: the world group)."""
+        return self._source.shard.group
+
+    @property
+    def block_size(self):
+        """Columns per streamed block (None: planned from the memory budget)."""
+        return self._source.block_size
+
+    @property
     def resident(self):
         """True/False once decided (at first product), None before."""
         return self._source.resident
@@ -202,8 +232,9 @@ class GRMStack:
             sels = [_selector(positions, p, src.device) for p in self._members]
             member = np.zeros((positions.size, len(sels)), dtype=np.float64)
             for g, p in enumerate(self._members):
-                loc = np.searchsorted(p, positions).clip(max=p.size - 1)
-                member[:, g] = p[loc] == positions
+                if p.size:
+                    loc = np.searchsorted(p, positions).clip(max=p.size - 1)
+                    member[:, g] = p[loc] == positions
             self._plans[key] = (sels, torch.as_tensor(member, dtype=src.dtype, device=src.device))
         return self._plans[key]
 
@@ -220,7 +251,7 @@ class GRMStack:
                     out[g].addmm_(z[:, sel], p[sel])
                 else:
                     out[g].addmm_(z.index_select(1, sel), p.index_select(0, sel))
-        return out.div_(self._m.view(-1, 1, 1))
+        return self._source.shard.reduce(out).div_(self._m.view(-1, 1, 1))
 
     def _combine(self, y):
         out = torch.zeros(self.n_samples, y.shape[2], dtype=y.dtype, device=y.device)
@@ -230,7 +261,7 @@ class GRMStack:
                 if sel is not None:
                     zg = _take(z, sel)
                     out.addmm_(zg, zg.T @ y[g], alpha=1.0 / self.m_eff[g])
-        return out
+        return self._source.shard.reduce(out)
 
     def _weighted(self, theta, x):
         coef = theta / self._m
@@ -239,7 +270,7 @@ class GRMStack:
             _, member = self._plan(positions)
             w = member @ coef
             out.addmm_(z, (z.T @ x).mul_(w.unsqueeze(1)))
-        return out
+        return self._source.shard.reduce(out)
 
     def _check_rhs(self, x):
         if x.dtype != self.dtype or x.device != self.device:
@@ -355,9 +386,10 @@ class GRMStack:
             for positions, z in self._source.iter_blocks():
                 _, member = self._plan(positions)
                 acc.addmm_(z.square(), member)
-            self._diags = (acc / self._m).T.contiguous()
+            self._diags = (self._source.shard.reduce(acc) / self._m).T.contiguous()
         return self._diags
 
     def __repr__(self):
+        shard = f", {self._source.shard!r}" if self.distributed else ""
         return (f"GRMStack(n={self.n_samples}, components={self.n_components}, "
-                f"m_eff={self.m_eff}, resident={self.resident})")
+                f"m_eff={self.m_eff}, resident={self.resident}{shard})")

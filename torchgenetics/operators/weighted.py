@@ -5,6 +5,10 @@ Adapted from the weighted-GRM idea of SMILE (JianqiaoWang/SMILE) as used by GPU_
 user-given SNP x SNP blocks over variant sets, and ``c = tr(X W X^T) / n`` (computed
 exactly in one streaming pass, ``= sum_i sum_jk (W_i)_jk (X_i^T X_i)_jk / n``) makes
 the average diagonal 1. ``K`` is never formed: ``K V = sum_i X_i (W_i (X_i^T V)) / c``.
+
+With ``distributed=True`` the W blocks (kept whole) are split over the ranks in
+contiguous shares balanced by variant count; each rank sums its blocks' terms
+and one ``all_reduce`` adds them (``c`` comes from the reduced diagonal).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import torch
 from ..errors import InputError, MemoryBudgetError
 from ..memory import dtype_bytes, plan_block
 from ._common import (
+    Shard,
     SymmetricOperator,
     as_positions,
     check_symmetric_block,
@@ -27,12 +32,20 @@ __all__ = ["WeightedBlockGRM"]
 
 
 class _WeightedState:
-    """Blocks, scale and caches of one WeightedBlockGRM, shared by its rebuilds."""
+    """Blocks, scale and caches of one WeightedBlockGRM, shared by its rebuilds.
 
-    def __init__(self, genotypes, positions, weights, device, dtype, resident, n_monomorphic):
+    ``positions``/``weights`` are this rank's blocks when sharded (``shard``);
+    ``n_blocks`` counts the blocks of every rank.
+    """
+
+    def __init__(self, genotypes, positions, weights, device, dtype, resident, n_monomorphic,
+                 shard=None):
         self.genotypes = genotypes
-        self.positions = positions  # per block: polymorphic positions (W row order)
-        self.weights = weights  # per block: W restricted to those positions
+        self.shard = Shard() if shard is None else shard
+        self.n_blocks = len(positions)
+        own = self.shard.owner_slices([p.size for p in positions])
+        self.positions = positions[own]  # per block: polymorphic positions (W row order)
+        self.weights = weights[own]  # per block: W restricted to those positions
         self.n = int(genotypes.n_samples)
         self.device, self.dtype = device, dtype
         self.resident = resident
@@ -73,6 +86,7 @@ class _WeightedState:
             d = torch.zeros(self.n, dtype=self.dtype, device=self.device)
             for x, w in self.blocks():
                 d += ((x @ w) * x).sum(dim=1)
+            self.shard.reduce(d)
             c = float(d.sum()) / self.n
             if not c > 0:
                 raise InputError(
@@ -91,7 +105,7 @@ class _WeightedState:
         out = torch.zeros(self.n, v.shape[1], dtype=v.dtype, device=v.device)
         for x, w in self.blocks():
             out.addmm_(x, w @ (x.T @ v))
-        return out.div_(c)
+        return self.shard.reduce(out).div_(c)
 
     def dense(self) -> torch.Tensor:
         if self._dense is None:
@@ -99,6 +113,7 @@ class _WeightedState:
             out = torch.zeros(self.n, self.n, dtype=self.dtype, device=self.device)
             for x, w in self.blocks():
                 out.addmm_(x @ w, x.T)
+            self.shard.reduce(out)
             self._dense = 0.5 * (out + out.T) / c
         return self._dense
 
@@ -120,6 +135,12 @@ class WeightedBlockGRM(SymmetricOperator):
     resident : bool, optional
         Keep ``X_i`` on the device after the first pass (True), re-read them on
         every product (False), or decide from the memory budget (None).
+    distributed : bool, default False
+        Split the blocks over the ranks of ``group`` (whole blocks, contiguous
+        shares balanced by variant count; one ``all_reduce`` per product; every
+        rank must make the same calls).
+    group : ProcessGroup, optional
+        Default the world group; giving one implies ``distributed=True``.
 
     Attributes
     ----------
@@ -145,7 +166,7 @@ class WeightedBlockGRM(SymmetricOperator):
     """
 
     def __init__(self, genotypes=None, blocks=None, device=None, dtype=None, resident=None,
-                 *, _state=None):
+                 *, distributed=False, group=None, _state=None):
         if _state is None:
             if genotypes is None or blocks is None:
                 raise InputError("WeightedBlockGRM needs genotypes and a list of (variants, W) blocks")
@@ -171,7 +192,8 @@ class WeightedBlockGRM(SymmetricOperator):
                     weights.append(w.index_select(0, k).index_select(1, k).contiguous())
             if not positions:
                 raise InputError("WeightedBlockGRM: no block has a polymorphic variant")
-            _state = _WeightedState(genotypes, positions, weights, device, dtype, resident, n_mono)
+            _state = _WeightedState(genotypes, positions, weights, device, dtype, resident, n_mono,
+                                    Shard(distributed, group))
         super().__init__(_state=_state)
         self._state = _state
 
@@ -195,8 +217,23 @@ class WeightedBlockGRM(SymmetricOperator):
 
     @property
     def n_blocks(self) -> int:
-        """Blocks with at least one polymorphic variant."""
+        """Blocks with at least one polymorphic variant (over all ranks)."""
+        return self._state.n_blocks
+
+    @property
+    def n_local_blocks(self) -> int:
+        """Blocks this rank multiplies (all of them when not sharded)."""
         return len(self._state.positions)
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the blocks are split over a process group."""
+        return self._state.shard.active
+
+    @property
+    def group(self):
+        """The process group of a sharded operator (None: the world group)."""
+        return self._state.shard.group
 
     @property
     def passes(self) -> int:

@@ -89,7 +89,8 @@ def _initial(init, ks, t, vy, dtype, device) -> torch.Tensor:
     return theta
 
 
-def _check_options(max_iter, tol, param_tol, num_probes, slq_probes, lanczos_steps, precond_rank, cg_tol):
+def _check_options(max_iter, tol, param_tol, num_probes, slq_probes, lanczos_steps, precond_rank, cg_tol,
+                   probe_tol=None):
     checks = [
         (int(max_iter) >= 1, f"max_iter must be >= 1, got {max_iter}"),
         (float(tol) > 0, f"tol must be > 0, got {tol}"),
@@ -99,6 +100,7 @@ def _check_options(max_iter, tol, param_tol, num_probes, slq_probes, lanczos_ste
         (int(lanczos_steps) >= 1, f"lanczos_steps must be >= 1, got {lanczos_steps}"),
         (int(precond_rank) >= 0, f"precond_rank must be >= 0 (0 disables it), got {precond_rank}"),
         (float(cg_tol) > 0, f"cg_tol must be > 0, got {cg_tol}"),
+        (probe_tol is None or 0 < float(probe_tol) < 1, f"probe_tol must be in (0, 1), got {probe_tol}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -125,8 +127,8 @@ def _report_counts(report):
 
 def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, covariate_names=None,
          max_iter=50, tol=1e-6, param_tol=None, num_probes=100, slq_probes=30, lanczos_steps=25,
-         precond_rank=100, cg_tol=1e-8, cg_max_iter=1000, seed=0, device=None, dtype=None,
-         report=None, verbose=False) -> REMLFit:
+         precond_rank=100, cg_tol=1e-8, cg_max_iter=1000, probe_tol=None, seed=0, device=None,
+         dtype=None, report=None, verbose=False) -> REMLFit:
     """Restricted maximum likelihood for ``V = sum_g s2_g K_g + s2_e I``.
 
     AI-REML with a bound-constrained (projected Newton) step, step halving and
@@ -170,7 +172,12 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
     precond_rank : int
         Rank of the projected-core preconditioner (stochastic; 0 disables it).
     cg_tol, cg_max_iter : float, int
-        Block PCG tolerance (relative residual) and iteration cap (stochastic).
+        Block PCG tolerance (relative residual) of ``V^-1 [X | y]`` and of the average
+        information solves, and the iteration cap (stochastic).
+    probe_tol : float, optional
+        Relative-residual tolerance of the Hutchinson probe solves ``V^-1 Z``
+        (stochastic; default 1e-5, never tighter than ``cg_tol``). Their error
+        enters the traces far below the probes' own Monte Carlo error.
     seed : int or torch.Generator
         Source of the probes (fixed for the whole fit: same seed, same trajectory).
     device, dtype : optional
@@ -203,7 +210,8 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
     >>> fit.method, fit.converged, 0.0 < fit.h2_total < 1.0
     ('exact-eigh', True, True)
     """
-    _check_options(max_iter, tol, param_tol, num_probes, slq_probes, lanczos_steps, precond_rank, cg_tol)
+    _check_options(max_iter, tol, param_tol, num_probes, slq_probes, lanczos_steps, precond_rank, cg_tol,
+                   probe_tol)
     n = len(y)
     ks = as_kernel_set(kernels, n, names=names, dtype=dtype, device=device)
     design = prepare_design(y, covariates, covariate_names, dtype=ks.dtype, device=ks.device)
@@ -230,7 +238,7 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
             traces = torch.stack([k.diagonal().sum() for k in dense])
     else:
         evaluator = StochasticREML(ks, yv, X, num_probes, slq_probes, lanczos_steps, precond_rank,
-                                   cg_tol, cg_max_iter, gen)
+                                   cg_tol, cg_max_iter, gen, probe_tol=probe_tol)
         label = "stochastic"
         traces = ks.traces()
     t = traces / n
@@ -255,6 +263,7 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
         method_requested=method, max_iter=int(max_iter), tol=float(tol), param_tol=float(param_tol),
         num_probes=int(num_probes), slq_probes=int(slq_probes), lanczos_steps=int(lanczos_steps),
         precond_rank=int(precond_rank), cg_tol=float(cg_tol),
+        probe_tol=float(evaluator.probe_tol) if label == "stochastic" else math.nan,
         seed=int(seed) if not isinstance(seed, torch.Generator) else -1,
         dtype=str(ks.dtype), device=str(ks.device)), evaluator)
 

@@ -4,16 +4,27 @@ Per evaluation at ``theta``:
 
 1. the projected-core preconditioner is updated to ``theta`` (no kernel products);
 2. one block PCG solve gives ``V^-1 [X | y | Z]`` (``Z`` Rademacher probes drawn
-   once per fit), hence ``beta``, ``P y`` and ``P Z``;
+   once per fit), hence ``beta``, ``P y`` and ``P Z``. It is warm-started from the
+   previous accepted point's solution and runs in two phases sharing every
+   genotype pass: all columns to ``probe_tol``, then ``[X | y]`` alone on to
+   ``cg_tol`` (the probe columns only feed Hutchinson traces, whose Monte Carlo
+   error is orders of magnitude above ``probe_tol``). The line search's objective
+   at a trial point does this whole solve, so an accepted step costs no second solve;
 3. one kernel pass gives ``K_g P y`` for every g (a single genotype pass when the
    kernels share a GRMStack) and a second, small PCG solve gives
-   ``V^-1 [K_1 P y, ..., K_G P y, P y]`` for the exact average information;
+   ``V^-1 [K_1 P y, ..., K_G P y]``; ``V^-1 P y`` follows from
+   ``sum_g s2_g V^-1 K_g P y + s2_e V^-1 P y = P y`` (solved too when ``s2_e`` is a
+   small share of the variance), giving the exact average information;
 4. ``tr(P K_g)`` is Hutchinson's ``mean_j (P z_j)' (K_g z_j)`` with ``K_g Z``
    computed once per fit and cached; the per-probe samples give the Monte Carlo
    covariance of the score;
 5. ``log|V|`` is preconditioned SLQ on fixed probes (exact ``log|M|`` plus
    quadrature of ``M^-1/2 V M^-1/2``), so the likelihood is a deterministic function
    of ``theta`` with a Monte Carlo standard error.
+
+Genotype passes per evaluation: ``its(phase 1) + its(phase 2) + lanczos_steps + 1 +
+its(AI solve)``; once per fit: the preconditioner sketch (``power_iters + 2``
+passes) and ``K_g Z`` (one pass).
 """
 
 from __future__ import annotations
@@ -111,11 +122,15 @@ class StochasticREML:
     precond_rank : int
         Rank of the projected-core preconditioner (0: no preconditioner).
     cg_tol, cg_max_iter : float, int
-        Block PCG relative-residual tolerance and iteration cap.
+        Block PCG relative-residual tolerance (for ``[X | y]`` and the average
+        information) and iteration cap.
     generator : torch.Generator
         Source of all probes (drawn once here).
     cache_probe_products : bool or None
         Keep ``K_g Z`` for the fit (None: when it fits the memory budget).
+    probe_tol : float or None
+        Relative-residual tolerance of the Hutchinson probe columns (None: 1e-5;
+        never tighter than ``cg_tol``).
 
     Notes
     -----
@@ -139,8 +154,13 @@ class StochasticREML:
 
     stochastic = True
 
+    #: default relative-residual tolerance of the probe columns
+    PROBE_TOL = 1e-5
+    #: below this share of the variance, ``V^-1 P y`` is solved rather than derived
+    _MIN_RESIDUAL_SHARE = 0.05
+
     def __init__(self, kset, y, X, num_probes, slq_probes, lanczos_steps, precond_rank,
-                 cg_tol, cg_max_iter, generator, cache_probe_products=None):
+                 cg_tol, cg_max_iter, generator, cache_probe_products=None, probe_tol=None):
         self.kset, self.y, self.X = kset, y, X
         self.n, self.p = X.shape
         self.G = kset.G
@@ -149,6 +169,7 @@ class StochasticREML:
         self.S = make_probes(self.n, int(slq_probes), generator, dt, dev)
         self.lanczos_steps = int(lanczos_steps)
         self.cg_tol, self.cg_max_iter = float(cg_tol), int(cg_max_iter)
+        self.probe_tol = max(self.cg_tol, float(self.PROBE_TOL if probe_tol is None else probe_tol))
         need = self.G * self.n * self.Z.shape[1] * dtype_bytes(dt)
         if cache_probe_products is None:
             cache_probe_products = need <= available_bytes(dev)
@@ -181,13 +202,34 @@ class StochasticREML:
             self.precond.update(theta[:-1], float(theta[-1]))
         return self._operator(theta)
 
-    def _solve(self, op, B, x0):
+    def _solve(self, op, B, x0, tol=None, record=True):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = block_cg(op, B, self.precond, tol=self.cg_tol, max_iter=self.cg_max_iter, x0=x0)
-        self.cg_iterations.append(res.n_iter)
-        self.cg_failures += int((~res.converged).sum())
-        return res.solution
+            res = block_cg(op, B, self.precond, tol=self.cg_tol if tol is None else tol,
+                           max_iter=self.cg_max_iter, x0=x0)
+        if record:
+            self.cg_iterations.append(res.n_iter)
+            self.cg_failures += int((~res.converged).sum())
+        return res
+
+    def _solve_main(self, op, x0):
+        """``V^-1 [X | y | Z]``: every column to ``probe_tol``, then ``[X | y]`` to ``cg_tol``.
+
+        Returns the solution and the PCG iterations of the two phases.
+        """
+        q = self.p + 1
+        B = torch.cat([self.X, self.y.unsqueeze(1), self.Z], 1)
+        if self.probe_tol <= self.cg_tol:
+            res = self._solve(op, B, x0)
+            return res.solution, (res.n_iter, 0)
+        first = self._solve(op, B, x0, tol=self.probe_tol, record=False)
+        self.cg_failures += int((~first.converged[q:]).sum())
+        sol = first.solution
+        second = self._solve(op, B[:, :q], sol[:, :q], record=False)
+        self.cg_failures += int((~second.converged).sum())
+        self.cg_iterations.append(first.n_iter + second.n_iter)
+        sol = torch.cat([second.solution, sol[:, q:]], 1)
+        return sol, (first.n_iter, second.n_iter)
 
     def _gls(self, VXy):
         p = self.p
@@ -212,16 +254,20 @@ class StochasticREML:
         return est
 
     def objective(self, theta) -> Objective:
-        """Fixed-probe likelihood (PCG for ``[X | y]`` and SLQ), cached per theta."""
+        """Fixed-probe likelihood (PCG for ``[X | y | Z]`` and SLQ), cached per theta.
+
+        The probe columns are solved here too (sharing the genotype passes of
+        ``[X | y]``), so that :meth:`evaluate` at an accepted trial point needs no
+        second solve.
+        """
         key = tuple(float(v) for v in theta)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+        if self._cache is not None and self._cache["key"] == key:
+            return self._cache["objective"]
         if float(theta[-1]) <= 0:
             return Objective(-math.inf)
         op = self._set(theta)
-        x0 = None if self._x0_main is None else self._x0_main[:, : self.p + 1]
-        sol = self._solve(op, torch.cat([self.X, self.y.unsqueeze(1)], 1), x0)
-        gls = self._gls(sol)
+        sol, phases = self._solve_main(op, self._x0_main)
+        gls = self._gls(sol[:, : self.p + 1])
         try:
             est = self._slq(op)
         except ValueError:  # a non-positive Ritz value: V not positive definite
@@ -230,30 +276,41 @@ class StochasticREML:
             return Objective(-math.inf)
         VX, LA, _, Py, ld_a = gls
         value = -0.5 * (float(est.value) + ld_a + float(self.y @ Py))
-        obj = Objective(value, -0.5 * est.samples, self._cg_error(sol, VX, LA))
-        self._cache = (key, obj, 0.5 * float(est.se))
+        obj = Objective(value, -0.5 * est.samples, self._cg_error(sol[:, : self.p + 1], VX, LA))
+        self._cache = {"key": key, "objective": obj, "loglik_se": 0.5 * float(est.se), "solution": sol,
+                       "gls": gls, "phases": phases}
         return obj
+
+    def _ai_solve(self, op, theta, KPy, Py):
+        """``V^-1 [K_1 P y, ..., K_G P y, P y]`` (the last column derived when safe)."""
+        share = float(theta[-1]) / float(theta[:-1] @ self.kset.traces() / self.n + theta[-1])
+        if share < self._MIN_RESIDUAL_SHARE:
+            U = torch.cat([KPy.mT, Py.unsqueeze(1)], 1)
+            x0 = self._x0_ai if self._x0_ai is not None and self._x0_ai.shape == U.shape else None
+            VU = self._solve(op, U, x0).solution
+            self._x0_ai = VU
+            return U, VU
+        U = KPy.mT
+        x0 = self._x0_ai[:, : self.G] if self._x0_ai is not None else None
+        VK = self._solve(op, U, x0).solution
+        VPy = (Py - VK @ theta[:-1]) / theta[-1]
+        self._x0_ai = VK
+        return torch.cat([U, Py.unsqueeze(1)], 1), torch.cat([VK, VPy.unsqueeze(1)], 1)
 
     def evaluate(self, theta) -> Evaluation:
         """Likelihood (SLQ), Hutchinson score with its MC covariance, and exact-solve AI."""
         obj = self.objective(theta)
         if not math.isfinite(obj.value):
             raise InputError(_NOT_PD.format(theta.tolist()))
-        loglik_se = self._cache[2]
+        cache = self._cache
+        loglik_se, sol = cache["loglik_se"], cache["solution"]
         op = self._set(theta)
         p = self.p
-        B = torch.cat([self.X, self.y.unsqueeze(1), self.Z], 1)
-        sol = self._solve(op, B, self._x0_main)
         self._x0_main = sol
-        gls = self._gls(sol[:, : p + 1])
-        if gls is None:
-            raise InputError(_NOT_PD.format(theta.tolist()))
-        VX, LA, beta, Py, _ = gls
+        VX, LA, beta, Py, _ = cache["gls"]
         A_inv = torch.cholesky_inverse(LA)
         KPy = self.kset.stacked(Py.unsqueeze(1))[..., 0]  # (G, n)
-        U = torch.cat([KPy.mT, Py.unsqueeze(1)], 1)
-        VU = self._solve(op, U, self._x0_ai)
-        self._x0_ai = VU
+        U, VU = self._ai_solve(op, theta, KPy, Py)
         PU = VU - VX @ (A_inv @ (self.X.mT @ VU))
         ai = 0.5 * U.mT @ PU
         quad = U.mT @ Py
@@ -269,4 +326,5 @@ class StochasticREML:
         return Evaluation(theta=theta.clone(), loglik=obj.value, score=score, ai=0.5 * (ai + ai.mT),
                           quad=quad, trace=samples.mean(1), beta=beta, beta_cov=A_inv,
                           loglik_se=loglik_se, score_cov=score_cov, samples=obj.samples,
-                          info={"cg_iterations": list(self.cg_iterations[-3:])})
+                          info={"cg_iterations": list(self.cg_iterations[-2:]),
+                                "main_solve_phases": list(cache["phases"])})

@@ -2,14 +2,17 @@
 
 A :class:`Locus` is a name, the table of its variants and a loader that
 returns the locus' data in the form :func:`~torchgenetics.susie.susie_batch`
-takes (``{"X": ..., "y": ...}`` or ``{"z": ..., "R": ..., "n": ...}``), so a
-genome scan reads one chunk of loci at a time. Genotype loci are mean-imputed
+takes (``{"X": ..., "y": ...}`` or ``{"z": ..., "R": ..., "n": ...}``), or, for a
+functional locus, the arguments of :func:`~torchgenetics.susie.functional.mfsusie`
+(``{"X": ..., "Y": [Y_1, ...], "pos": [...]}``), so a genome scan reads one chunk
+of loci at a time. Genotype loci are mean-imputed
 and, with the phenotype, residualised on the covariates (see
 :mod:`torchgenetics.susie.covariates`).
 """
 
 from __future__ import annotations
 
+import numbers
 import re
 import warnings
 from dataclasses import dataclass
@@ -50,10 +53,12 @@ class Locus:
     ----------
     name : str
         Label (e.g. ``"1:32000000-33000000"``).
-    kind : {"individual", "rss", "ss"}
+    kind : {"individual", "rss", "ss", "functional"}
         Data kind of :meth:`load`.
     loader : callable
-        Returns the data as a dict of ``susie`` / ``susie_rss`` / ``susie_ss`` arguments.
+        Returns the data as a dict of ``susie`` / ``susie_rss`` / ``susie_ss`` arguments,
+        or of ``mfsusie`` arguments (``X``, ``Y`` a list of outcomes, optionally ``pos``,
+        ``outcome_names``, ``variable_names``) for a functional locus.
     n_variables : int
         Number of variables p.
     variants : pandas.DataFrame or None
@@ -81,34 +86,43 @@ class Locus:
     def from_data(cls, name: str, data, variants: pd.DataFrame | None = None) -> "Locus":
         """A locus from in-memory data: ``(X, y)``, ``(z, R, n)``, ``(XtX, Xty, yty, n)`` or a dict.
 
+        A dict with ``X`` and ``Y`` (a list of outcomes), or ``(X, [Y_1, ...])``, is a
+        functional locus (fitted by ``mfsusie``).
+
         Examples
         --------
         >>> Locus.from_data("a", (torch.zeros(3), torch.eye(3), 100)).kind
         'rss'
+        >>> Locus.from_data("f", {"X": torch.zeros(5, 2), "Y": [torch.zeros(5, 4)]}).kind
+        'functional'
         """
         if isinstance(data, dict):
             content = dict(data)
+        elif (isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[1], (list, tuple))
+              and len(data[1]) and not isinstance(data[1][0], numbers.Number)):
+            content = {"X": data[0], "Y": list(data[1])}
         elif isinstance(data, (tuple, list)) and len(data) in (2, 3, 4):
             keys = {2: ("X", "y"), 3: ("z", "R", "n"), 4: ("XtX", "Xty", "yty", "n")}[len(data)]
             content = dict(zip(keys, data, strict=True))
         else:
-            raise InputError(f"locus {name!r}: expected (X, y), (z, R, n), (XtX, Xty, yty, n) or a "
-                             f"dict, got {type(data).__name__}")
-        kind = ("individual" if "X" in content else "ss" if "XtX" in content
+            raise InputError(f"locus {name!r}: expected (X, y), (z, R, n), (XtX, Xty, yty, n), "
+                             f"(X, [Y_1, ...]) or a dict, got {type(data).__name__}")
+        kind = ("functional" if "X" in content and "Y" in content
+                else "individual" if "X" in content else "ss" if "XtX" in content
                 else "rss" if "R" in content else None)
         if kind is None:
             raise InputError(f"locus {name!r}: no X, XtX or R among {sorted(content)}")
-        p = {"individual": lambda: content["X"].shape[1], "ss": lambda: len(content["Xty"]),
-             "rss": lambda: content["R"].shape[0]}[kind]()
+        p = {"individual": lambda: content["X"].shape[1], "functional": lambda: content["X"].shape[1],
+             "ss": lambda: len(content["Xty"]), "rss": lambda: content["R"].shape[0]}[kind]()
         return cls(name=str(name), kind=kind, loader=lambda: content, n_variables=int(p),
                    variants=variants)
 
     def fit(self, **options):
-        """Fine-map this locus (``susie`` / ``susie_rss`` with ``options``).
+        """Fine-map this locus (``susie`` / ``susie_rss`` with ``options``; ``mfsusie`` for a functional locus).
 
         Returns
         -------
-        SusieFit
+        SusieFit or MfsusieFit
 
         Examples
         --------
@@ -118,6 +132,10 @@ class Locus:
         >>> Locus.from_data("toy", (X, y)).fit(L=3).sets["cs"][0].tolist()
         [2]
         """
+        if self.kind == "functional":
+            from .functional import mfsusie
+
+            return mfsusie(**self.load(), **options)
         from .batch import susie_batch
 
         return susie_batch([self.load()], **options)[0]

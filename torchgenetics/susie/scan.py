@@ -11,13 +11,17 @@ Triage of each first-pass fit:
 * otherwise: queued.
 
 Second pass: the queued loci with the full budget, warm-started from their
-first-pass fits (status ``refit``). A checkpoint file (HDF5) is written after
-every chunk, so a killed scan started again with the same checkpoint resumes
-where it stopped and ends with the results of an uninterrupted scan.
+first-pass fits (status ``refit``). Functional loci (kind ``"functional"``) are
+fitted by :func:`~torchgenetics.susie.functional.mfsusie` with the same passes and
+triage; the other loci of a chunk run as one :func:`susie_batch`. A checkpoint
+file (HDF5) is written after every chunk, so a killed scan started again with the
+same checkpoint resumes where it stopped and ends with the results of an
+uninterrupted scan.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -27,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import FileFormatError, InputError
+from ..errors import FileFormatError, InputError, TorchgenError
 from ..io.store import load_h5, save_h5
 from .batch import susie_batch
 from .fit import SusieFit
@@ -54,7 +58,7 @@ class ScanResult:
         :data:`SCAN_STATUSES`), first-pass ``first_n_iter`` and ``first_converged``,
         final ``n_iter`` (both passes), ``converged``, ``n_cs``, ``max_pip``,
         ``lead_variable``, final ``elbo`` and ``error`` (message, for status ``error``).
-    fits : dict of str to SusieFit
+    fits : dict of str to SusieFit (MfsusieFit for functional loci)
         Final fits of the loci with signal (status ``converged`` or ``refit``).
 
     Examples
@@ -157,8 +161,8 @@ class _Checkpoint:
                              "options); remove it or choose another checkpoint file")
         self.first_done = int(content["first_done"])
         self.rows = {int(k): v for k, v in content["rows"].items()}
-        self.queued = {int(k): SusieFit.from_dict(v) for k, v in content["queued"].items()}
-        self.fits = {int(k): SusieFit.from_dict(v) for k, v in content["fits"].items()}
+        self.queued = {int(k): _fit_from_dict(v) for k, v in content["queued"].items()}
+        self.fits = {int(k): _fit_from_dict(v) for k, v in content["fits"].items()}
 
     def save(self) -> None:
         if self.path is None:
@@ -185,16 +189,66 @@ def _fingerprint(loci: list[Locus], L, first_max_iter, max_iter, flat_pip, optio
             "options": opts}
 
 
-def _fit_chunk(loci: list[Locus], Ls: list[int], inits, max_iter: int, options: dict) -> list:
+def _fit_from_dict(content: dict):
+    """A checkpointed fit: an MfsusieFit (functional locus) or a SusieFit."""
+    if "prior_family" in content:
+        from .functional import MfsusieFit
+
+        return MfsusieFit.from_dict(content)
+    return SusieFit.from_dict(content)
+
+
+# scan sets these for every locus itself.
+_SCAN_CONTROLLED = ("L", "max_iter", "init")
+
+
+def _functional_options(options: dict, functional_options: dict | None) -> dict:
+    """mfsusie keyword arguments of functional loci: the scan options mfsusie takes, then ``functional_options``."""
+    from .functional import mfsusie
+
+    accepted = set(inspect.signature(mfsusie).parameters) - {"X", "Y", "pos", *_SCAN_CONTROLLED}
+    extra = dict(functional_options or {})
+    unknown = sorted(set(extra) - accepted)
+    if unknown:
+        raise InputError(f"functional_options {unknown} are not mfsusie options (or are set by scan: "
+                         f"{', '.join(_SCAN_CONTROLLED)})")
+    return {**{k: v for k, v in options.items() if k in accepted}, **extra}
+
+
+def _fit_functional(data: dict, L: int, init, max_iter: int, options: dict):
+    """mfsusie on one functional locus; an error a fit raises is returned."""
+    from .functional import mfsusie
+
+    try:
+        return mfsusie(**data, L=L, init=init, max_iter=max_iter, **options)
+    except (TorchgenError, ValueError, RuntimeError) as err:
+        return err
+
+
+def _fit_chunk(loci: list[Locus], Ls: list[int], inits, max_iter: int, options: dict,
+               functional: dict) -> list:
     data = [loc.load() for loc in loci]
+    inits = [None] * len(loci) if inits is None else list(inits)
+    out: list = [None] * len(loci)
+    plain = [i for i, loc in enumerate(loci) if loc.kind != "functional"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # non-convergence is reported in the table
-        return susie_batch(data, L=Ls, init=inits, max_iter=max_iter, on_error="return", **options)
+        if plain:
+            starts = [inits[i] for i in plain]
+            fits = susie_batch([data[i] for i in plain], L=[Ls[i] for i in plain],
+                               init=None if all(f is None for f in starts) else starts,
+                               max_iter=max_iter, on_error="return", **options)
+            for i, fit in zip(plain, fits, strict=True):
+                out[i] = fit
+        for i, loc in enumerate(loci):
+            if loc.kind == "functional":
+                out[i] = _fit_functional(data[i], Ls[i], inits[i], max_iter, functional)
+    return out
 
 
 def scan(loci, L: int = 10, *, first_max_iter: int = 5, max_iter: int = 100,
          flat_pip: float = 0.5, chunk_size: int = 64, checkpoint=None, callback=None,
-         verbose: bool = False, **options) -> ScanResult:
+         verbose: bool = False, functional_options: dict | None = None, **options) -> ScanResult:
     """Fine-map many loci in two passes with triage, warm starts and a checkpoint.
 
     Parameters
@@ -222,6 +276,10 @@ def scan(loci, L: int = 10, *, first_max_iter: int = 5, max_iter: int = 100,
         (``phase`` is "first" or "second", ``names`` the chunk's locus names).
     verbose : bool
         Print one line per chunk.
+    functional_options : dict, optional
+        Options of :func:`~torchgenetics.susie.functional.mfsusie` for functional
+        loci (``L_greedy``, ``prior_variance_scope``, ...); they also receive those
+        of ``**options`` that mfsusie has (``coverage``, ``tol``, ...).
     **options
         Options of ``susie`` / ``susie_rss`` (``coverage``, ``estimate_prior_method``, ...).
 
@@ -254,12 +312,16 @@ def scan(loci, L: int = 10, *, first_max_iter: int = 5, max_iter: int = 100,
         raise InputError(f"flat_pip must be in [0, 1], got {flat_pip}")
     loci = as_loci(loci)
     Ls = [min(L, loc.n_variables) if loc.n_variables > 0 else L for loc in loci]
-    state = _Checkpoint(checkpoint, _fingerprint(loci, L, first_max_iter, max_iter, flat_pip, options))
+    has_functional = any(loc.kind == "functional" for loc in loci)
+    functional = _functional_options(options, functional_options) if has_functional else {}
+    recorded = {**options, "functional_options": functional} if has_functional else options
+    state = _Checkpoint(checkpoint, _fingerprint(loci, L, first_max_iter, max_iter, flat_pip, recorded))
 
     # First pass, chunk by chunk over the loci not yet done.
     while state.first_done < len(loci):
         idx = list(range(state.first_done, min(state.first_done + chunk_size, len(loci))))
-        fits = _fit_chunk([loci[i] for i in idx], [Ls[i] for i in idx], None, first_max_iter, options)
+        fits = _fit_chunk([loci[i] for i in idx], [Ls[i] for i in idx], None, first_max_iter, options,
+                          functional)
         for i, fit in zip(idx, fits, strict=True):
             if isinstance(fit, Exception):
                 state.rows[i] = _row(loci[i], Ls[i], "error", None, None, str(fit))
@@ -278,7 +340,7 @@ def scan(loci, L: int = 10, *, first_max_iter: int = 5, max_iter: int = 100,
     while state.queued:
         idx = sorted(state.queued)[:chunk_size]
         fits = _fit_chunk([loci[i] for i in idx], [Ls[i] for i in idx],
-                          [state.queued[i] for i in idx], max_iter, options)
+                          [state.queued[i] for i in idx], max_iter, options, functional)
         for i, fit in zip(idx, fits, strict=True):
             first = state.queued.pop(i)
             if isinstance(fit, Exception):
@@ -325,6 +387,6 @@ def load_scan(path) -> ScanResult:
     if content["queued"] or len(rows) != len(names):
         raise FileFormatError(path, "the scan is not finished; run scan() with this checkpoint to resume")
     order = sorted(int(k) for k in content["fits"])
-    fits = {names[i][0]: SusieFit.from_dict(content["fits"][str(i)]) for i in order}
+    fits = {names[i][0]: _fit_from_dict(content["fits"][str(i)]) for i in order}
     table = pd.DataFrame([rows[i] for i in range(len(names))], columns=_COLUMNS)
     return ScanResult(table=table, fits=fits)

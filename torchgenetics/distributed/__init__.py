@@ -1,0 +1,69 @@
+"""Scale-out on ``torch.distributed``: rank helpers, a local launcher, sharded models.
+
+Launch with ``torchrun`` or SLURM ``srun``; call :func:`init_from_env` once, then
+build operators with ``distributed=True`` (each rank streams its share of the
+variants) and fit as usual. Without a process group every helper behaves as a
+world of one rank, so the same code runs in a single process.
+
+* :mod:`~torchgenetics.distributed.context` - rank, world size, sharding,
+  collectives, rank-aware progress bars and logs.
+* :mod:`~torchgenetics.distributed.launch` - :func:`run_local` and
+  :class:`LocalCluster`, N local ranks from Python (tests, benchmarks).
+
+Examples
+--------
+>>> from torchgenetics import distributed as tgd
+>>> tgd.rank(), tgd.world_size(), tgd.shard_range(5)
+(0, 1, slice(0, 5, None))
+"""
+
+from .context import (
+    all_gather_objects,
+    all_reduce,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    device_for_rank,
+    first_host,
+    gather_objects,
+    get_logger,
+    init_from_env,
+    is_distributed,
+    is_main,
+    launch_env,
+    local_rank,
+    local_world_size,
+    progress,
+    rank,
+    rank_zero_only,
+    shard_range,
+    world_size,
+)
+from .launch import LocalCluster, RankError, free_port, run_local
+
+__all__ = [
+    "is_distributed",
+    "rank",
+    "world_size",
+    "local_rank",
+    "local_world_size",
+    "is_main",
+    "init_from_env",
+    "launch_env",
+    "first_host",
+    "device_for_rank",
+    "shard_range",
+    "all_reduce",
+    "all_reduce_sum",
+    "broadcast_object",
+    "gather_objects",
+    "all_gather_objects",
+    "barrier",
+    "rank_zero_only",
+    "progress",
+    "get_logger",
+    "run_local",
+    "LocalCluster",
+    "free_port",
+    "RankError",
+]
