@@ -5,7 +5,7 @@ Measured (one run, configurations interleaved so that machine load hits them ali
 * ``GRM matmul``: ``K V`` with the variants sharded over the ranks
   (``GRM(G, distributed=True, resident=True)``), ``V`` of ``k`` columns;
 * ``REML iteration``: stochastic AI-REML on the same genotypes (time of
-  ``max_iter = 1 + extra`` minus ``max_iter = 1``, divided by ``extra``, so the
+  the likelihood evaluations after the one at the starting point, per iteration, so the
   once-per-fit setup is left out), and the genotype passes it makes;
 
 each for 1 process x 1 thread, 1 process x 2 threads and 2 processes x 1 thread
@@ -20,7 +20,7 @@ for a 500,000-sample, 1,000,000-variant REML on 8 A100 GPUs.
 
 Usage::
 
-    .venv/bin/python benchmarks/distributed.py                 # n=4000, m=20000, k=64
+    .venv/bin/python benchmarks/distributed.py                 # n=3000, m=12000, k=32
     .venv/bin/python benchmarks/distributed.py --model-only    # the cost model tables only
 
 Examples
@@ -69,7 +69,9 @@ def product_time(n, m_local, k, hw, bytes_per=8, resident=True, stream_rate=None
     ``compute = max(4 n m_r k / (flops * efficiency), 2 n m_r b / hbm_bw)`` (two GEMMs of
     ``2 n m_r k`` flops, or reading ``Z_r`` twice when that is slower: small ``k``);
     ``comm = 2 (R-1)/R n k b / link_bw + 2 (R-1) latency`` (ring all_reduce of ``n x k``);
-    a streamed shard adds ``n m_r / stream_rate`` (host decode and copy, genotypes/s).
+    a streamed shard needs ``stream = n m_r / stream_rate`` (host decode and copy,
+    genotypes/s), overlapped with compute by the double-buffered block reader, so a pass
+    takes ``max(compute, stream) + comm``. Returns ``(compute, comm, stream)``.
     """
     R = hw.get("ranks", 1)
     compute = max(4.0 * n * m_local * k / (hw["flops"] * hw["efficiency"]),
@@ -132,15 +134,17 @@ def reml_cost(n, m, ranks, hw, settings=None, bytes_per=8, resident=None, stream
     iteration, setup = reml_passes(s)
 
     def total(passes):
-        parts = np.zeros(3)
+        parts, wall = np.zeros(3), 0.0
         for count, k in passes:
-            parts += count * np.array(product_time(n, m_local, k, hw, bytes_per, resident, stream_rate))
-        return parts
+            compute, comm, stream = product_time(n, m_local, k, hw, bytes_per, resident, stream_rate)
+            parts += count * np.array([compute, comm, stream])
+            wall += count * (max(compute, stream) + comm)
+        return parts, wall
 
-    it, st = total(iteration), total(setup)
-    return {"iteration_s": float(it.sum()), "compute_s": float(it[0]), "comm_s": float(it[1]),
-            "stream_s": float(it[2]), "setup_s": float(st.sum()),
-            "fit_s": float(st.sum() + s["iterations"] * it.sum()),
+    (it, it_wall), (_, st_wall) = total(iteration), total(setup)
+    return {"iteration_s": it_wall, "compute_s": float(it[0]), "comm_s": float(it[1]),
+            "stream_s": float(it[2]), "setup_s": st_wall,
+            "fit_s": float(st_wall + s["iterations"] * it_wall),
             "passes": int(sum(c for c, _ in iteration)), "resident": bool(resident),
             "shard_gb": shard_bytes / 1e9}
 
@@ -247,26 +251,74 @@ def grm_rank(prefix, k, repeats):
             "instrumented_s": total / repeats}
 
 
-def reml_rank(prefix, extra, settings):
-    """On every rank: seconds per stochastic AI-REML iteration (setup excluded), passes, comm."""
+@contextmanager
+def evaluation_timer(comm_stats):
+    """Wall time of every likelihood evaluation of the stochastic REML (nested calls once),
+    with a snapshot of ``comm_stats`` (from :func:`comm_timer`) after each."""
+    from torchgenetics.reml.stochastic import StochasticREML
+
+    calls, depth = [], [0]
+    originals = {name: getattr(StochasticREML, name) for name in ("evaluate", "objective")}
+
+    def timed(fn):
+        def wrapper(self, theta):
+            depth[0] += 1
+            t0 = time.perf_counter()
+            try:
+                return fn(self, theta)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    calls.append((time.perf_counter() - t0, dict(comm_stats)))
+        return wrapper
+
+    for name, fn in originals.items():
+        setattr(StochasticREML, name, timed(fn))
+    try:
+        yield calls
+    finally:
+        for name, fn in originals.items():
+            setattr(StochasticREML, name, fn)
+
+
+def reml_rank(prefix, max_iter, settings):
+    """On every rank: seconds per stochastic AI-REML iteration (setup excluded), passes, comm.
+
+    An iteration is everything after the first evaluation (the starting point):
+    the line search's objective at the trial point(s) and the evaluation there.
+    """
     from torchgenetics.distributed import barrier
-    from torchgenetics.reml import reml
+    from torchgenetics.distributed.reml import reml
 
     _, K, y = _data(prefix)
     K.matmul(torch.zeros(K.shape[0], 1, dtype=torch.float64))  # resident blocks loaded
-    runs = {}
-    for max_iter in (1, 1 + extra):
-        with warnings.catch_warnings(), comm_timer() as stats:
-            warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), comm_timer() as stats, evaluation_timer(stats) as calls:
+        warnings.simplefilter("ignore")
+        barrier()
+        fit = reml(y, K, method="stochastic", max_iter=max_iter, **settings)
+    its = max(fit.n_iter, 1)
+    start = calls[0][1]  # after the evaluation at the starting point
+    return {"iteration_s": sum(t for t, _ in calls[1:]) / its,
+            "passes": (stats["calls"] - start["calls"]) / its,
+            "comm_s": (stats["comm"] - start["comm"]) / its,
+            "wait_s": (stats["wait"] - start["wait"]) / its,
+            "n_iter": fit.n_iter, "h2": float(fit.variances[0] / fit.variances.sum())}
+
+
+def allreduce_rank(n, k, repeats):
+    """On every rank: best seconds of an all_reduce of 8 floats (latency) and of ``n x k`` floats."""
+    from torchgenetics.distributed import all_reduce_sum, barrier
+
+    out = {}
+    for label, shape in (("small", (8,)), ("large", (n, k))):
+        x, best = torch.ones(shape, dtype=torch.float64), math.inf
+        for _ in range(repeats):
             barrier()
             t0 = time.perf_counter()
-            fit = reml(y, K, method="stochastic", max_iter=max_iter, **settings)
-            runs[max_iter] = (time.perf_counter() - t0, dict(stats), fit.n_iter)
-    (t1, s1, n1), (t2, s2, n2) = runs[1], runs[1 + extra]
-    its = max(n2 - n1, 1)
-    return {"iteration_s": (t2 - t1) / its, "passes": (s2["calls"] - s1["calls"]) / its,
-            "comm_s": (s2["comm"] - s1["comm"]) / its, "wait_s": (s2["wait"] - s1["wait"]) / its,
-            "n_iter": n2, "h2": float(fit.variances[0] / fit.variances.sum())}
+            all_reduce_sum(x)
+            best = min(best, time.perf_counter() - t0)
+        out[label] = best
+    return out
 
 
 CONFIGS = (("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2),
@@ -300,11 +352,13 @@ def _stream_rate(prefix) -> float:
 def main(argv=None) -> None:
     """Measure on 1 vs 2 processes, calibrate and print the model (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=4000)
-    parser.add_argument("--m", type=int, default=20000)
-    parser.add_argument("--k", type=int, default=64)
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--m", type=int, default=12000)
+    parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--reml-extra", type=int, default=2, help="REML iterations timed after the first")
+    parser.add_argument("--reml-n", type=int, default=1500)
+    parser.add_argument("--reml-m", type=int, default=5000)
+    parser.add_argument("--reml-iter", type=int, default=3, help="AI-REML iterations timed")
     parser.add_argument("--model-only", action="store_true")
     args = parser.parse_args(argv)
     if args.model_only:
@@ -319,14 +373,16 @@ def main(argv=None) -> None:
     print(f"distributed benchmark: n={n}, m={m}, k={k}, float64, resident shards, Gloo; "
           f"REML settings {settings}")
     with tempfile.TemporaryDirectory() as tmp:
-        prefix = str(Path(tmp) / "bench")
+        prefix, reml_prefix = str(Path(tmp) / "bench"), str(Path(tmp) / "reml")
         write_bed(Path(prefix + ".bed"), n, m, seed=0)
+        write_bed(Path(reml_prefix + ".bed"), args.reml_n, args.reml_m, seed=1)
         rate = _stream_rate(prefix)
         clusters = {label: LocalCluster(procs, threads=threads, timeout=3600)
                     for label, procs, threads in CONFIGS}
         try:
             grm = _interleaved(clusters, grm_rank, (prefix, k, args.repeats), args.repeats)
-            rml = _interleaved(clusters, reml_rank, (prefix, args.reml_extra, settings), 1)
+            rml = _interleaved(clusters, reml_rank, (reml_prefix, args.reml_iter, settings), 1)
+            ar_times = clusters[CONFIGS[2][0]].run(allreduce_rank, args=(n, k, 5 * args.repeats))[0]
         finally:
             for c in clusters.values():
                 c.close()
@@ -341,7 +397,8 @@ def main(argv=None) -> None:
               f"{base / r['product_s']:>9.2f}{100 * r['comm_s'] / r['instrumented_s']:>8.1f}%"
               f"{100 * r['wait_s'] / r['instrumented_s']:>8.1f}%")
     base_it = rml[CONFIGS[0][0]]["iteration_s"]
-    print("\nstochastic AI-REML, seconds per iteration (setup excluded)")
+    print(f"\nstochastic AI-REML (n={args.reml_n}, m={args.reml_m}), seconds per iteration "
+          "(setup and starting point excluded)")
     print(f"{'configuration':<26}{'s/iter':>9}{'passes':>8}{'speed-up':>9}{'comm':>9}{'wait':>9}{'h2':>7}")
     for label, _, _ in CONFIGS:
         r = rml[label]
@@ -349,16 +406,20 @@ def main(argv=None) -> None:
               f"{100 * r['comm_s'] / r['iteration_s']:>8.1f}%{100 * r['wait_s'] / r['iteration_s']:>8.1f}%"
               f"{r['h2']:>7.3f}")
 
-    # Calibrate the model on this machine: the 1-thread rate and the measured all_reduce time.
+    # Calibrate the model on this machine: the 1-thread GEMM rate, the all_reduce latency
+    # (8 floats) and bandwidth (n x k floats) on 2 ranks; predict the 2-process product.
     two = grm[CONFIGS[2][0]]
+    ar = ar_times
+    latency = ar["small"] / 2.0  # ring all_reduce on 2 ranks: 2 (R-1) = 2 steps
+    volume = 2 * 0.5 * n * k * 8  # bytes each rank sends, R = 2
     here = dict(flops=flops / base, efficiency=1.0, hbm_bw=math.inf, mem_bytes=math.inf,
-                link_bw=1.0, latency=0.0, pcie_bw=math.inf)
-    comm_bytes = 2 * 0.5 * n * k * 8  # ring all_reduce volume per rank, R = 2
-    here["link_bw"] = comm_bytes / max(two["comm_s"], 1e-9)
-    compute, comm, _ = product_time(n, m / 2, k, dict(here, ranks=2))
-    print(f"\nmodel on this machine (rate {here['flops'] / 1e9:.2f} GFLOP/s per thread, all_reduce "
-          f"{here['link_bw'] / 1e9:.2f} GB/s effective): 2 processes predicted "
-          f"{compute + comm:.3f} s per product, measured {two['product_s']:.3f} s")
+                link_bw=volume / max(ar["large"] - ar["small"], 1e-9), latency=latency,
+                pcie_bw=math.inf, ranks=2)
+    compute, comm, _ = product_time(n, m / 2, k, here)  # resident: no stream term
+    print(f"\nmodel on this machine: {here['flops'] / 1e9:.2f} GFLOP/s per thread, all_reduce latency "
+          f"{1e6 * latency:.0f} us per step, bandwidth {here['link_bw'] / 1e9:.2f} GB/s -> 2 processes "
+          f"predicted {compute + comm:.3f} s per product (comm {100 * comm / (compute + comm):.1f}%), "
+          f"measured {two['product_s']:.3f} s")
     print(f"BED decode + standardize, float64, 1 thread: {rate:.3g} genotypes/s\n")
     print(model_tables(stream_rate_per_core=rate))
 

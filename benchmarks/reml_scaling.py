@@ -8,15 +8,24 @@ are fitted with one GRM, from the .bed file (decode, standardize, fit), once wit
 (so its peak RSS is its own). The script prints, per n: both wall times and their
 ratio, both h2 (and the stochastic Monte Carlo SE), the kernel products and PCG
 iterations, the share of the time spent in GRM products and their GFLOP/s against this
-machine's GEMM; then the fitted exponent ``t ~ n^a`` of each path, the crossover n,
-and the working memory of the stochastic path with the genotypes streamed (one AI
-iteration, ``resident=False``): peak RSS above the pre-fit RSS against ``n x n`` and
-``n x probes`` doubles. The load average is printed before and after: the machine is
-shared, so times are noisy.
+machine's GEMM (measured in the same run: ``Z (Z^T V)`` at the fit's shape and a square
+float64/float32 GEMM); then the fitted exponent ``t ~ n^a`` of each path (over all
+sizes and over n >= 4000), the crossover n, and the working memory of the stochastic
+path with the genotypes streamed (one AI iteration, ``resident=False``): peak RSS above
+the pre-fit RSS against ``n x n`` and ``n x probes`` doubles. The load average is
+printed before and after each fit and stored with it: the machine is shared, so times
+are noisy.
+
+A fit that exceeds ``--time-budget`` seconds (or needs more memory than the budget
+allows, which ``reml`` reports before it starts) is stopped and reported as skipped
+with the reason; the table then shows the value the fitted power law of the measured
+sizes extrapolates to, marked as extrapolated. Raw results go to
+``benchmarks/results/reml_scaling.json`` (``--json``).
 
 Usage::
 
     .venv/bin/python benchmarks/reml_scaling.py                          # n = 1k ... 16k (long)
+    .venv/bin/python benchmarks/reml_scaling.py --time-budget 3600       # stop any fit after 1 h
     .venv/bin/python benchmarks/reml_scaling.py --sizes 1000 2000 4000 8000 --cohort-n 16000
     .venv/bin/python benchmarks/reml_scaling.py --sizes 500 1000 --m 2000 --memory-sizes 1000
     .venv/bin/python benchmarks/reml_scaling.py --sizes 16000 --memory-only   # memory probe only
@@ -44,6 +53,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_SIZES = (1000, 2000, 4000, 8000, 16000)
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load_values() -> list:
+    """The 1, 5 and 15 minute load averages.
+
+    Examples
+    --------
+    >>> len(load_values())
+    3
+    """
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def load_average() -> str:
@@ -206,6 +227,31 @@ def gemm_rate(n, m, k, threads, repeats=3) -> float:
     return 4.0 * n * m * k / best / 1e9
 
 
+def gemm_peak(threads, size=2048, repeats=3) -> dict:
+    """Square GEMM GFLOP/s of this machine in float64 and float32 (``size`` x ``size``).
+
+    Examples
+    --------
+    >>> sorted(gemm_peak(1, size=64, repeats=1))
+    ['float32', 'float64']
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    out = {}
+    for dt in (torch.float64, torch.float32):
+        g = torch.Generator().manual_seed(0)
+        A = torch.randn(size, size, generator=g, dtype=dt)
+        B = torch.randn(size, size, generator=g, dtype=dt)
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            A @ B
+            best = min(best, time.perf_counter() - t0)
+        out[str(dt).replace("torch.", "")] = 2.0 * size**3 / best / 1e9
+    return out
+
+
 def worker(spec: dict) -> dict:
     """One fit from the .bed (in its own process): time, estimates, counters, memory.
 
@@ -264,13 +310,39 @@ def worker(spec: dict) -> dict:
     return out
 
 
-def run_worker(spec: dict) -> dict:
-    """Run :func:`worker` in a fresh Python process and return its result."""
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
-                          capture_output=True, text=True)
+def run_worker(spec: dict, timeout=None) -> dict:
+    """Run :func:`worker` in a fresh Python process and return its result.
+
+    The worker is stopped after ``timeout`` seconds (None: no limit) and reported as
+    skipped; the load average before and after the fit is stored with the result.
+    """
+    before = load_values()
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"n": spec["n"], "method": spec["method"], "load_before": before, "load_after": load_values(),
+                "skipped": f"stopped at the time budget of {timeout:.0f} s (--time-budget)",
+                "timed_out": True, "elapsed": time.perf_counter() - t0}
     if proc.returncode != 0:
-        return {"n": spec["n"], "method": spec["method"], "skipped": f"worker failed: {proc.stderr[-2000:]}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        return {"n": spec["n"], "method": spec["method"], "load_before": before, "load_after": load_values(),
+                "skipped": f"worker failed: {proc.stderr[-2000:]}"}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out.update(load_before=before, load_after=load_values())
+    return out
+
+
+def extrapolate(ns, ts, n) -> float:
+    """Time at ``n`` from the power law ``t = c n^a`` fitted to the measured points.
+
+    Examples
+    --------
+    >>> round(extrapolate([1, 2], [1.0, 8.0], 4), 6)
+    64.0
+    """
+    a, b = np.polyfit(np.log(ns), np.log(ts), 1)
+    return float(math.exp(b + a * math.log(n)))
 
 
 def fit_exponent(ns, ts) -> float:
@@ -318,6 +390,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--probes", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads per fit (default 1)")
     ap.add_argument("--exact-max", type=int, default=None, help="skip the exact path above this n")
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="stop a fit after this many seconds and report it as skipped (default: no limit)")
     ap.add_argument("--memory-sizes", type=int, nargs="*", default=None,
                     help="n for the streamed memory probe (default: the largest size)")
     ap.add_argument("--memory-only", action="store_true", help="run only the streamed memory probe")
@@ -325,7 +399,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--cohort-n", type=int, default=None,
                     help="samples in the simulated cohort (default max n); fits use its first n")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--json", default=str(RESULTS / "reml_scaling.json"),
+                    help="write the raw results to this file ('' for none)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -335,6 +410,7 @@ def main(argv=None) -> dict:
     sizes = sorted(args.sizes)
     print(f"REML scaling: n = {sizes}, m = {args.m:,}, {args.probes} probes, {args.threads} thread(s)")
     print(f"start: {load_average()}")
+    load_start = load_values()
     t0 = time.perf_counter()
     n_cohort = max(args.cohort_n or 0, sizes[-1])
     meta = prepare_cohort(Path(args.workdir) / f"n{n_cohort}_m{args.m}", n_cohort, args.m, args.seed)
@@ -349,20 +425,29 @@ def main(argv=None) -> dict:
             if method == "exact" and args.exact_max is not None and n > args.exact_max:
                 row[method] = {"skipped": f"n > --exact-max {args.exact_max}"}
                 continue
-            row[method] = run_worker({**base, "n": n, "method": method})
+            row[method] = run_worker({**base, "n": n, "method": method}, timeout=args.time_budget)
             r = row[method]
             state = r.get("skipped") or f"{r['seconds']:.1f} s, h2 {r['h2']:.4f}, {r['n_iter']} iterations"
             print(f"  n = {n:>6,} {method:<10} {state}   [{load_average()}]", flush=True)
         rows.append(row)
 
     rate = None if args.memory_only else gemm_rate(min(sizes[-1], 4000), args.m, args.probes + 6, args.threads)
+    peak = None if args.memory_only else gemm_peak(args.threads)
     if rows:
-        print(f"\nthis machine's GEMM, Z (Z' V) float64, {args.threads} thread(s): {rate:.1f} GFLOP/s")
+        print(f"\nthis machine's GEMM, {args.threads} thread(s), {load_average()}: Z (Z' V) float64 at "
+              f"n = {min(sizes[-1], 4000)}, k = {args.probes + 6}: {rate:.1f} GFLOP/s; square 2048 GEMM: "
+              f"float64 {peak['float64']:.1f}, float32 {peak['float32']:.1f} GFLOP/s")
         print("\n     n | exact s | stoch s | exact/stoch | h2 exact | h2 stoch (MC SE) | |diff| | products (cols) "
               "| CG its/solve | product GFLOP/s | time in products")
+    for method in ("stochastic", "exact"):
+        pts = [(r["n"], r[method]["seconds"]) for r in rows if "skipped" not in r[method]]
+        for r in rows:
+            if "skipped" in r[method] and len(pts) >= 2 and r["n"] > pts[-1][0]:
+                r[method]["extrapolated_seconds"] = extrapolate(*zip(*pts, strict=True), r["n"])
     for row in rows:
         e, s = row["exact"], row["stochastic"]
-        es = "skipped" if "skipped" in e else f"{e['seconds']:7.1f}"
+        es = (f"~{e['extrapolated_seconds']:.0f}*" if "extrapolated_seconds" in e else "skipped") \
+            if "skipped" in e else f"{e['seconds']:7.1f}"
         ss = "skipped" if "skipped" in s else f"{s['seconds']:7.1f}"
         ratio = "" if "skipped" in e or "skipped" in s else f"{e['seconds'] / s['seconds']:.2f}"
         he = "" if "skipped" in e else f"{e['h2']:.4f}"
@@ -376,8 +461,12 @@ def main(argv=None) -> dict:
               f"{s['product_calls']:>4} ({s['product_columns']:>6}) | {cg:12.1f} | {s['product_gflops']:15.1f} | "
               f"{s['product_seconds'] / s['seconds']:.0%}")
 
+    if any("extrapolated_seconds" in r[m] for r in rows for m in ("exact", "stochastic")):
+        print("  * not measured: the fit was stopped (see 'skipped' in the JSON); the value is the power law "
+              "of the measured sizes extrapolated")
     result = {"sizes": sizes, "m": args.m, "probes": args.probes, "threads": args.threads, "gemm_gflops": rate,
-              "rows": rows}
+              "gemm_peak_gflops": peak, "load_start": load_start, "rows": rows,
+              "command": " ".join([Path(sys.executable).name, *sys.argv])}
     for method in ("stochastic", "exact"):
         pts = [(r["n"], r[method]["seconds"]) for r in rows if "skipped" not in r[method]]
         if len(pts) >= 2:
@@ -385,6 +474,11 @@ def main(argv=None) -> dict:
             result[f"exponent_{method}"] = a
             goal = "goal <= 1.3" if method == "stochastic" else "expected ~3 (n^2 m GRM + n^3 eigh)"
             print(f"fitted exponent, {method}: t ~ n^{a:.2f} over n = {[p[0] for p in pts]} ({goal})")
+            upper = [p for p in pts if p[0] >= 4000]
+            if 2 <= len(upper) < len(pts):
+                a_up = fit_exponent(*zip(*upper, strict=True))
+                result[f"exponent_{method}_n_ge_4000"] = a_up
+                print(f"    over n = {[p[0] for p in upper]} only: t ~ n^{a_up:.2f}")
     both = [r for r in rows if "skipped" not in r["exact"] and "skipped" not in r["stochastic"]]
     if both:
         measured, fitted = crossover([r["n"] for r in both], [r["exact"]["seconds"] for r in both],
@@ -409,8 +503,12 @@ def main(argv=None) -> dict:
             print(f"{n:>6} | {_mb(extra):>22} | {_mb(8 * n * n):>13} | {_mb(8 * n * args.probes):>18} | "
                   f"{extra / (8 * n * args.probes):.1f}")
     print(f"\nend: {load_average()}; total {time.perf_counter() - t0:.0f} s")
+    result["load_end"] = load_values()
+    result["total_seconds"] = time.perf_counter() - t0
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"raw results: {args.json}")
     return result
 
 

@@ -7,6 +7,7 @@ the same command run here in one process.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,33 @@ def torchrun(args, timeout=240):
 @pytest.fixture(scope="module")
 def ex():
     return example()
+
+
+def test_reml(tmp_path, ex, capsys):
+    args = ["reml", "--bfile", ex.bfile, "--pheno", ex.pheno, "--covar", ex.covar, "--method", "exact"]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    proc = torchrun(args + ["--out", tmp_path / "two"])
+    assert proc.stdout.count("REML fit (") == 1  # rank 0 alone prints
+    assert "distributed: 2 ranks" in (tmp_path / "two.log").read_text()
+    one = pd.read_csv(tmp_path / "one.hsq.tsv", sep="\t")
+    two = pd.read_csv(tmp_path / "two.hsq.tsv", sep="\t")
+    pd.testing.assert_frame_equal(one, two, rtol=1e-8)
+    assert json.loads((tmp_path / "two.json").read_text())["fit"]["settings"]["world_size"] == 2
+
+
+def test_gwas(tmp_path, ex, capsys):
+    args = ["gwas", "--bfile", ex.bfile, "--pheno", ex.pheno, "--covar", ex.covar, "--block-size", "700"]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    proc = torchrun(args + ["--out", tmp_path / "two"])
+    assert proc.stdout.count("wrote ") == 1
+    one, two = sorted(tmp_path.glob("one.*.glm.tsv")), sorted(tmp_path.glob("two.*.glm.tsv"))
+    assert len(one) == len(two) == 1
+    assert one[0].read_text() == two[0].read_text()  # identical tables
+    assert len(pd.read_csv(two[0], sep="\t")) == 5000
+    assert main(args + ["--lmm", "--out", str(tmp_path / "x"), "--distributed"]) == 2
+    assert "--distributed splits the marginal scan" in capsys.readouterr().err
 
 
 def test_scan(tmp_path, ex, capsys):

@@ -68,3 +68,26 @@ def n3_genotypes(p: int = 120):
     import pandas as pd
 
     return torch.as_tensor(pd.read_csv(path, header=None, usecols=range(p)).to_numpy(np.float64))
+
+
+def small(causal=(4,), n=300, p=30, T=16, sd=0.6, seed=8):
+    """A small locus: two outcomes of T positions, effect curves at ``causal``, plus a scalar outcome."""
+    X = genotypes(n, p, 31)
+    g = torch.Generator().manual_seed(seed)
+    s = torch.arange(T, dtype=F64)
+    bump = torch.exp(-(((s - T / 3) / (T / 8)) ** 2))
+    Y1 = sum(X[:, [j]] * bump for j in causal) + sd * torch.randn(n, T, generator=g, dtype=F64)
+    Y2 = sum(-0.7 * X[:, [j]] * torch.cos(s / T * math.pi) for j in causal) + sd * torch.randn(n, T, generator=g,
+                                                                                              dtype=F64)
+    y3 = sum(0.5 * X[:, j] for j in causal) + sd * torch.randn(n, generator=g, dtype=F64)
+    return X, [Y1, Y2], y3
+
+
+def one_thread():
+    """Body of a module-scoped autouse fixture: module-scoped fits also run on one torch thread
+    (the conftest's fixture is function-scoped, and results depend on the thread count in the
+    last bits)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,9 +13,10 @@ import contextlib
 import os
 import sys
 
-__all__ = ["add_distributed_argument", "distributed_session"]
+__all__ = ["add_distributed_argument", "distributed_session", "DISTRIBUTED_HELP"]
 
-_HELP = ("run on every rank of a torchrun / srun job (torchrun --nproc-per-node N -m torchgenetics "
+#: Help text of ``--distributed``.
+DISTRIBUTED_HELP = ("run on every rank of a torchrun / srun job (torchrun --nproc-per-node N -m torchgenetics "
          "...): work is split over the ranks, rank 0 prints and writes the outputs")
 
 
@@ -29,12 +30,17 @@ def add_distributed_argument(parser) -> None:
     >>> p.parse_args(["--distributed"]).distributed
     True
     """
-    parser.add_argument("--distributed", action="store_true", help=_HELP)
+    parser.add_argument("--distributed", action="store_true", help=DISTRIBUTED_HELP)
 
 
 @contextlib.contextmanager
-def distributed_session(args):
-    """Join the launcher's process group when ``args.distributed``; silence stdout off rank 0.
+def distributed_session(enabled: bool):
+    """Join the launcher's process group when ``enabled``; silence stdout off rank 0.
+
+    Parameters
+    ----------
+    enabled : bool
+        The command's ``--distributed`` flag.
 
     Yields
     ------
@@ -45,8 +51,7 @@ def distributed_session(args):
 
     Examples
     --------
-    >>> import argparse
-    >>> with distributed_session(argparse.Namespace(distributed=False)) as on:
+    >>> with distributed_session(False) as on:
     ...     on
     False
     """
@@ -54,7 +59,7 @@ def distributed_session(args):
 
     from torchgenetics.distributed import init_from_env, is_distributed, is_main, world_size
 
-    if not getattr(args, "distributed", False):
+    if not enabled:
         yield False
         return
     created = not is_distributed()

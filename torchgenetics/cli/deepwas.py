@@ -80,7 +80,7 @@ def run_train(args) -> int:
     """
     from torchgenetics.cli._distributed import distributed_session
 
-    with distributed_session(args) as distributed:
+    with distributed_session(args.distributed) as distributed:
         return _train(args, distributed)
 
 

@@ -3,6 +3,11 @@
 Writes ``PREFIX.<phenotype>.glm.tsv`` (``.gz`` with ``--gz``) per phenotype, with
 plink2's column names, and with ``--plot`` the Manhattan and QQ plots
 ``PREFIX.<phenotype>.manhattan.png`` / ``.qq.png``.
+
+With ``--distributed`` (every rank of a ``torchrun`` / ``srun`` job runs the same
+command) the variant blocks of the marginal scan are split over the ranks
+(:func:`torchgenetics.distributed.gwas.gwas`); rank 0 merges them and writes the
+same tables as one process.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ def add_parser(subparsers) -> None:
     >>> args.command, args.lmm
     ('gwas', False)
     """
+    from torchgenetics.cli._distributed import add_distributed_argument
+
     parser = subparsers.add_parser(
         "gwas",
         help="association scan: linear regression (plink2 --glm) or mixed model (LOCO)",
@@ -57,11 +64,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration subset and preconditioner")
     parser.add_argument("--verbose", action="store_true", help="progress bar over variant blocks")
     parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix")
+    add_distributed_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     """Match the inputs, run the scan for each phenotype and write the tables (and plots).
+
+    With ``--distributed`` the marginal scan's variant blocks are split over the
+    ranks and rank 0 writes the merged tables; ``--lmm`` is refused there.
 
     Parameters
     ----------
@@ -78,6 +89,18 @@ def run(args) -> int:
     >>> from torchgenetics.cli.main import main
     >>> main(["gwas", "--bfile", "data/x", "--pheno", "p.txt", "--out", "o"])  # doctest: +SKIP
     """
+    from torchgenetics.cli._distributed import distributed_session
+    from torchgenetics.errors import InputError
+
+    lmm = args.lmm or args.reml_fit is not None
+    if args.distributed and lmm:
+        raise InputError("--distributed splits the marginal scan over the ranks; the mixed-model "
+                         "scan (--lmm, --reml-fit) runs in one process: drop --distributed")
+    with distributed_session(args.distributed) as distributed:
+        return _run(args, distributed, lmm)
+
+
+def _run(args, distributed: bool, lmm: bool) -> int:
     from torchgenetics.errors import InputError
     from torchgenetics.gwas import gwas, lmm_gwas
     from torchgenetics.gwas.inputs import association_data
@@ -88,11 +111,16 @@ def run(args) -> int:
     for name, report in data.reports.items():
         print(f"phenotype {name}: {report}")
     print(f"covariates: {', '.join(data.covariate_names)}")
-    lmm = args.lmm or args.reml_fit is not None
     if not lmm:
-        results = [gwas(data.genotypes, data.y, data.covariates, phenotype_names=data.phenotype_names,
-                        covariate_names=data.covariate_names, block_size=args.block_size,
-                        device=args.device, verbose=args.verbose)]
+        scan = gwas
+        if distributed:
+            from torchgenetics.distributed.gwas import gwas as scan
+        result = scan(data.genotypes, data.y, data.covariates, phenotype_names=data.phenotype_names,
+                      covariate_names=data.covariate_names, block_size=args.block_size,
+                      device=args.device, verbose=args.verbose)
+        if result is None:  # not rank 0: rank 0 merges the parts and writes the tables
+            return 0
+        results = [result]
     else:
         fit = None
         if args.reml_fit is not None:

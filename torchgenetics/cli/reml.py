@@ -13,6 +13,10 @@ call and writes the fit's own outputs:
 
 With ``--merge`` the merged fit takes these names and the fine fit is also written
 as ``PREFIX.fine.hsq.tsv`` and ``PREFIX.fine.fit.h5``.
+
+With ``--distributed`` (every rank of a ``torchrun`` / ``srun`` job runs the same
+command) each kernel's variants are sharded over the ranks and the fit is
+:func:`torchgenetics.distributed.reml.reml`; rank 0 prints and writes the outputs.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ OPTIONS = {
     "memory-budget": (dict(metavar="SIZE", help="memory this run may use, e.g. 8GiB (sets TORCHGEN_MEMORY_BUDGET)"), None),
     "seed": (dict(type=int, metavar="S", help="seed of the stochastic probes (default 0)"), 0),
     "verbose": (dict(action="store_true", help="progress bar over REML iterations"), False),
+    "distributed": (dict(action="store_true", help="run on every rank of a torchrun / srun job "
+                         "(torchrun --nproc-per-node N -m torchgenetics reml ...): the variants of each "
+                         "kernel are split over the ranks; rank 0 prints and writes the outputs"), False),
     "out": (dict(metavar="PREFIX", help="output prefix: PREFIX.hsq.tsv, PREFIX.json, PREFIX.fit.h5, PREFIX.log"), None),
 }
 DEFAULTS = {name: default for name, (_, default) in OPTIONS.items()}
@@ -312,20 +319,22 @@ def _memory_budget(size):
 
 
 class _Log:
-    """Lines printed to stdout (unless ``quiet``) and written to ``PREFIX.log``."""
+    """Lines printed to stdout (unless ``quiet``) and written to ``PREFIX.log`` (None: no file)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | None):
         self.path = path
-        self.file = open(path, "w", encoding="utf-8")
+        self.file = None if path is None else open(path, "w", encoding="utf-8")
 
     def __call__(self, text="", quiet=False):
         if not quiet:
             print(text)
-        self.file.write(f"{text}\n")
-        self.file.flush()
+        if self.file is not None:
+            self.file.write(f"{text}\n")
+            self.file.flush()
 
     def close(self):
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
 def _json_ready(value):
@@ -359,12 +368,13 @@ def _kernel_names(prefixes):
     return names
 
 
-def _build_kernels(o, prefixes, sources, alignment):
+def _build_kernels(o, prefixes, sources, alignment, distributed=False):
     """The kernels argument of ``reml`` (and a description of them for the log)."""
     from torchgenetics.operators import GRM
     from torchgenetics.reml import check_same_samples, grm_stack, smile_kernels
 
     device = o["device"]
+    shard = {"distributed": bool(distributed)}
     if len(sources) > 1:
         check_same_samples(sources, prefixes)
     kept = [alignment.subset(g) for g in sources]
@@ -372,16 +382,17 @@ def _build_kernels(o, prefixes, sources, alignment):
         groups = [_split(o["w-files"])] if o["w-files"] else [_split(g) for g in o["grm-groups"].split(";")]
         if not all(groups):
             raise InputError(f"--grm-groups {o['grm-groups']!r} has an empty group")
-        kernels = smile_kernels(kept[0], groups, device=device)
+        kernels = smile_kernels(kept[0], groups, device=device, **shard)
         described = [f"{k}: SMILE weighted GRM, {v.n_blocks} W blocks" for k, v in kernels.items()]
     elif o["component-spec"]:
-        kernels = grm_stack(kept[0], o["component-spec"], device=device)
+        kernels = grm_stack(kept[0], o["component-spec"], device=device, **shard)
         described = [f"{name}: GRM over {c.m_eff:,} SNPs" for name, c in zip(kernels.names, kernels.components, strict=True)]
     elif len(kept) == 1:
-        kernels = GRM(kept[0], device=device)
+        kernels = GRM(kept[0], device=device, **shard)
         described = [f"G: GRM over {kernels.m_eff:,} SNPs ({kernels.n_monomorphic} monomorphic dropped)"]
     else:
-        kernels = {nm: GRM(g, device=device) for nm, g in zip(_kernel_names(prefixes), kept, strict=True)}
+        kernels = {nm: GRM(g, device=device, **shard)
+                   for nm, g in zip(_kernel_names(prefixes), kept, strict=True)}
         described = [f"{k}: GRM over {v.m_eff:,} SNPs" for k, v in kernels.items()]
     return kernels, described
 
@@ -413,16 +424,27 @@ def run(args) -> int:
     >>> main(["reml", "--bfile", ex.bfile, "--pheno", ex.pheno, "--out", "/tmp/h"])  # doctest: +SKIP
     0
     """
+    from torchgenetics.cli._distributed import distributed_session
+
+    o = resolve_options(args)
+    with distributed_session(o["distributed"]) as distributed:
+        return _run(o, distributed)
+
+
+def _run(o, distributed: bool) -> int:
     import torchgenetics
+    from torchgenetics.distributed import is_main, world_size
     from torchgenetics.io import align
     from torchgenetics.reml import reml, reml_merge
 
-    o = resolve_options(args)
+    if distributed:  # the same fit, with the ranks kept in step (same inputs, agreed budgets)
+        from torchgenetics.distributed.reml import reml
+    main_rank = is_main()
     out = Path(o["out"])
     out.parent.mkdir(parents=True, exist_ok=True)
     prefix = str(out)
     timings = {}
-    log = _Log(Path(f"{prefix}.log"))
+    log = _Log(Path(f"{prefix}.log") if main_rank else None)
     try:
         with _memory_budget(o["memory-budget"]):
             start = clock = time.perf_counter()
@@ -432,6 +454,8 @@ def run(args) -> int:
                 log(f"config: {o['config']} (command-line flags override it)")
             if o["memory-budget"] is not None:
                 log(f"memory budget: {o['memory-budget']} (TORCHGEN_MEMORY_BUDGET)")
+            if distributed:
+                log(f"distributed: {world_size()} ranks, each kernel's variants split over them")
 
             prefixes, sources = _read_sources(o)
             alignment = align(sources[0], pheno=o["pheno"], covar=o["covar"], keep=o["keep"],
@@ -444,7 +468,7 @@ def run(args) -> int:
             timings["read_and_align"] = time.perf_counter() - clock
 
             clock = time.perf_counter()
-            kernels, described = _build_kernels(o, prefixes, sources, alignment)
+            kernels, described = _build_kernels(o, prefixes, sources, alignment, distributed)
             log("\n-- kernels")
             for line in described:
                 log(f"  {line}")
@@ -463,6 +487,8 @@ def run(args) -> int:
                     result = fit = reml(alignment.y, kernels, alignment.covariates, **options)
             timings["fit"] = time.perf_counter() - clock
             messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+            if not main_rank:  # rank 0 writes the (identical) fit
+                return 0
 
             clock = time.perf_counter()
             log("\n-- fit")

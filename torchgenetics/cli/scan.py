@@ -71,7 +71,7 @@ def run(args) -> int:
     """
     from torchgenetics.cli._distributed import distributed_session
 
-    with distributed_session(args) as distributed:
+    with distributed_session(args.distributed) as distributed:
         return _run(args, distributed)
 
 

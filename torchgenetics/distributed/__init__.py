@@ -9,6 +9,12 @@ world of one rank, so the same code runs in a single process.
   collectives, rank-aware progress bars and logs.
 * :mod:`~torchgenetics.distributed.launch` - :func:`run_local` and
   :class:`LocalCluster`, N local ranks from Python (tests, benchmarks).
+* :mod:`~torchgenetics.distributed.reml` - ``reml.reml(...)``: REML on sharded kernels.
+* :mod:`~torchgenetics.distributed.gwas` - ``gwas.gwas(...)``: variant blocks split
+  over the ranks, one merged result.
+
+The model modules are imported on first access (``tgd.reml``, ``tgd.gwas``), so
+that the low-level operators can use this package without an import cycle.
 
 Examples
 --------
@@ -17,13 +23,18 @@ Examples
 (0, 1, slice(0, 5, None))
 """
 
+import importlib
+
 from .context import (
+    agreed_budget,
     all_gather_objects,
     all_reduce,
     all_reduce_sum,
     barrier,
     broadcast_object,
+    check_same,
     device_for_rank,
+    digest,
     first_host,
     gather_objects,
     get_logger,
@@ -59,6 +70,9 @@ __all__ = [
     "gather_objects",
     "all_gather_objects",
     "barrier",
+    "agreed_budget",
+    "digest",
+    "check_same",
     "rank_zero_only",
     "progress",
     "get_logger",
@@ -67,3 +81,11 @@ __all__ = [
     "free_port",
     "RankError",
 ]
+
+_LAZY = ("reml", "gwas")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

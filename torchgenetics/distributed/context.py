@@ -16,13 +16,17 @@ node list).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
+import pickle
 import re
 import sys
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Mapping
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -46,6 +50,9 @@ __all__ = [
     "gather_objects",
     "all_gather_objects",
     "barrier",
+    "agreed_budget",
+    "digest",
+    "check_same",
     "rank_zero_only",
     "progress",
     "get_logger",
@@ -499,6 +506,110 @@ def barrier(group=None) -> None:
     """
     if _active(group):
         dist.barrier(group=group)
+
+
+@contextmanager
+def agreed_budget(device=None, group=None):
+    """Run a block with the smallest memory budget of all ranks pinned on every rank.
+
+    Memory-dependent choices (exact or stochastic REML, caching probe products)
+    then come out the same on every rank, so the ranks keep calling the same
+    collectives. Outside a process group nothing changes.
+
+    Parameters
+    ----------
+    device : torch.device or str, optional
+        Device whose budget is agreed (default CPU).
+    group : ProcessGroup, optional
+
+    Examples
+    --------
+    >>> with agreed_budget():
+    ...     pass
+    """
+    from ..memory import _FALLBACK_BYTES, memory_sources, pinned_budget
+
+    if not _active(group):
+        yield
+        return
+    sources = memory_sources(device)
+    mine = min(sources.values()) if sources else _FALLBACK_BYTES
+    dev = device_for_rank() if dist.get_backend(group) == "nccl" else torch.device("cpu")
+    least = all_reduce(torch.tensor([float(mine)], dtype=torch.float64, device=dev), "min", group)
+    with pinned_budget(int(least.item())):
+        yield
+
+
+def digest(obj) -> str:
+    """A short fingerprint of data (tensors, arrays, DataFrames, Series, scalars, None).
+
+    Equal data give equal fingerprints on every rank (values, shapes and dtypes,
+    and labels of pandas objects).
+
+    Examples
+    --------
+    >>> digest(torch.ones(3, dtype=torch.float64)) == digest(np.ones(3))
+    True
+    """
+    h = hashlib.sha1()
+
+    def feed(x):
+        if x is None:
+            h.update(b"None")
+        elif torch.is_tensor(x):
+            feed(x.detach().cpu().numpy())
+        elif isinstance(x, np.ndarray) and x.dtype != object:
+            h.update(f"{x.dtype.str}{x.shape}".encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+        elif hasattr(x, "to_numpy") and hasattr(x, "index"):  # pandas
+            feed(np.asarray(x.index.astype(str)).astype(object))
+            cols = getattr(x, "columns", None)
+            if cols is not None:
+                feed(np.asarray(cols.astype(str)).astype(object))
+            feed(x.to_numpy())
+        elif isinstance(x, (list, tuple)) and not all(isinstance(v, (int, float, bool)) for v in x):
+            for v in x:
+                feed(v)
+        else:
+            arr = np.asarray(x)
+            if arr.dtype == object:
+                h.update(pickle.dumps(arr.tolist()))
+            else:
+                feed(arr)
+
+    feed(obj)
+    return h.hexdigest()
+
+
+def check_same(obj, what: str, group=None) -> None:
+    """Raise unless ``obj`` holds the same data on every rank (one small all-gather).
+
+    Replicated computations (every rank holding the phenotype, covariates,
+    probes) only agree, and only call the same collectives, when their inputs do.
+
+    Parameters
+    ----------
+    obj : tensor, array, DataFrame, ...
+    what : str
+        Name used in the message (e.g. ``"the phenotype"``).
+    group : ProcessGroup, optional
+
+    Raises
+    ------
+    InputError
+        Naming the first rank whose data differ from rank 0's.
+
+    Examples
+    --------
+    >>> check_same(np.arange(3), "the phenotype")
+    """
+    if not _active(group):
+        return
+    prints = all_gather_objects(digest(obj), group)
+    bad = [r for r, p in enumerate(prints) if p != prints[0]]
+    if bad:
+        raise InputError(f"{what} differs between ranks (rank {bad[0]} differs from rank 0); "
+                         "every rank must load the same data in the same order")
 
 
 # ---------------------------------------------------------------------------- output

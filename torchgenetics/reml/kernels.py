@@ -85,7 +85,8 @@ def _names_from_prefixes(prefixes):
     return names
 
 
-def grms_from_prefixes(prefixes, samples=None, names=None, device=None, dtype=None, resident=None) -> dict:
+def grms_from_prefixes(prefixes, samples=None, names=None, device=None, dtype=None, resident=None,
+                       *, distributed=False, group=None) -> dict:
     """One GRM per PLINK fileset, over the same samples.
 
     Parameters
@@ -99,6 +100,9 @@ def grms_from_prefixes(prefixes, samples=None, names=None, device=None, dtype=No
         Kernel names (default: the file names, made unique).
     device, dtype, resident : optional
         Passed to :class:`~torchgenetics.operators.GRM`.
+    distributed, group : optional
+        Shard each GRM's variants over the ranks of ``group`` (see
+        :class:`~torchgenetics.operators.GRM`).
 
     Returns
     -------
@@ -128,11 +132,12 @@ def grms_from_prefixes(prefixes, samples=None, names=None, device=None, dtype=No
     check_same_samples(sources, [str(p) for p in prefixes])
     if samples is not None:
         sources = [g.subset(samples=samples) for g in sources]
-    return {nm: GRM(g, device=device, dtype=dtype, resident=resident) for nm, g in zip(names, sources, strict=True)}
+    return {nm: GRM(g, device=device, dtype=dtype, resident=resident, distributed=distributed, group=group)
+            for nm, g in zip(names, sources, strict=True)}
 
 
 def grm_stack(genotypes, components, names=None, device=None, dtype=None, resident=None,
-              allow_overlap=False) -> GRMStack:
+              allow_overlap=False, *, distributed=False, group=None) -> GRMStack:
     """A GRMStack with one GRM per component of a spec.
 
     Parameters
@@ -148,6 +153,9 @@ def grm_stack(genotypes, components, names=None, device=None, dtype=None, reside
         Passed to :class:`~torchgenetics.operators.GRMStack`.
     allow_overlap : bool
         Accept a variant in several components (spec files only).
+    distributed, group : optional
+        Shard the variants over the ranks of ``group`` (see
+        :class:`~torchgenetics.operators.GRMStack`).
 
     Returns
     -------
@@ -164,7 +172,8 @@ def grm_stack(genotypes, components, names=None, device=None, dtype=None, reside
         components = read_components(components, variants=genotypes, allow_overlap=allow_overlap)
     elif isinstance(components, dict):
         components = ComponentSpec(list(components), list(components.values()))
-    return GRMStack(genotypes, components, device=device, dtype=dtype, resident=resident, names=names)
+    return GRMStack(genotypes, components, device=device, dtype=dtype, resident=resident, names=names,
+                    distributed=distributed, group=group)
 
 
 def _load_block(block, where):
@@ -197,7 +206,7 @@ def _check_psd(W, where, tol):
 
 
 def smile_kernels(genotypes, groups, names=None, device=None, dtype=None, resident=None,
-                  psd_tol=1e-8) -> dict:
+                  psd_tol=1e-8, *, distributed=False, group=None) -> dict:
     """SMILE weighted block kernels ``K = X W X' / c``, one per group of W blocks.
 
     Blocks inside a group are summed into one kernel (one variance component);
@@ -219,6 +228,9 @@ def smile_kernels(genotypes, groups, names=None, device=None, dtype=None, reside
     psd_tol : float
         A block whose smallest eigenvalue is below ``-psd_tol`` times its largest
         absolute eigenvalue is rejected.
+    distributed, group : optional
+        Split each kernel's W blocks over the ranks of ``group`` (see
+        :class:`~torchgenetics.operators.WeightedBlockGRM`).
 
     Returns
     -------
@@ -248,9 +260,9 @@ def smile_kernels(genotypes, groups, names=None, device=None, dtype=None, reside
     if len(names) != len(groups):
         raise InputError(f"{len(names)} names for {len(groups)} SMILE groups")
     m, offset, out = genotypes.n_variants, 0, {}
-    for gi, (name, group) in enumerate(zip(names, groups, strict=True)):
+    for gi, (name, w_group) in enumerate(zip(names, groups, strict=True)):
         blocks = []
-        for bi, block in enumerate(group):
+        for bi, block in enumerate(w_group):
             where = f"SMILE group {gi} ({name!r}), W block {bi}"
             if isinstance(block, tuple) and len(block) == 2:
                 idx, W = block[0], _load_block(block[1], where)
@@ -265,6 +277,7 @@ def smile_kernels(genotypes, groups, names=None, device=None, dtype=None, reside
                 idx, offset = np.arange(offset, offset + size), offset + size
             _check_psd(W, where, psd_tol)
             blocks.append((idx, W))
-        out[name] = WeightedBlockGRM(genotypes, blocks, device=device, dtype=dtype, resident=resident)
+        out[name] = WeightedBlockGRM(genotypes, blocks, device=device, dtype=dtype, resident=resident,
+                                     distributed=distributed, group=group)
     return out
 

@@ -8,11 +8,11 @@ import warnings
 import torch
 
 from ..errors import InputError, MemoryBudgetError
-from ..linalg import ConvergenceWarning, choose_method, exact_max_n
+from ..linalg import ConvergenceWarning, EigenKernel, choose_method, exact_max_n
 from ..memory import available_bytes, dtype_bytes, format_bytes
 from .aireml import optimize
 from .data import prepare_design
-from .exact import DenseREML, SpectralREML
+from .exact import DenseREML, SpectralREML, dense_kernel
 from .fit import REMLFit, derived
 from .kernelset import as_kernel_set
 from .stochastic import StochasticREML
@@ -63,6 +63,13 @@ def resolve_method(method: str, ks) -> str:
     budget = available_bytes(ks.device)
     fits = _exact_bytes(ks) <= budget
     return "exact" if fits and choose_method(ks.n) == "exact" else "stochastic"
+
+
+def _eigen_kernel(ks) -> EigenKernel:
+    """Spectral form of the one kernel: given, thin SVD (Woodbury, m < n), or eigh of the dense kernel."""
+    if ks.eigen is not None or _low_rank_m(ks) is not None:
+        return ks.eigen_kernel()
+    return EigenKernel.from_kernel(dense_kernel(ks.operators[0]))
 
 
 def _initial(init, ks, t, vy, dtype, device) -> torch.Tensor:
@@ -126,7 +133,7 @@ def _report_counts(report):
 
 
 def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, covariate_names=None,
-         max_iter=50, tol=1e-6, param_tol=None, num_probes=100, slq_probes=30, lanczos_steps=25,
+         max_iter=50, tol=1e-6, param_tol=None, num_probes=100, slq_probes=30, lanczos_steps=15,
          precond_rank=100, cg_tol=1e-8, cg_max_iter=1000, probe_tol=None, seed=0, device=None,
          dtype=None, report=None, verbose=False) -> REMLFit:
     """Restricted maximum likelihood for ``V = sum_g s2_g K_g + s2_e I``.
@@ -227,12 +234,12 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
     gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
     if chosen == "exact":
         if ks.G == 1:
-            eig = ks.eigen_kernel()
+            eig = _eigen_kernel(ks)
             evaluator = SpectralREML(eig, yv, X)
             label = "exact-woodbury" if eig.q < n else "exact-eigh"
             traces = eig.eigenvalues.clamp_min(0).sum().reshape(1)
         else:
-            dense = ks.dense()
+            dense = [dense_kernel(k) for k in ks.operators]
             evaluator = DenseREML(dense, yv, X)
             label = "exact-cholesky"
             traces = torch.stack([k.diagonal().sum() for k in dense])
@@ -263,7 +270,6 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
         method_requested=method, max_iter=int(max_iter), tol=float(tol), param_tol=float(param_tol),
         num_probes=int(num_probes), slq_probes=int(slq_probes), lanczos_steps=int(lanczos_steps),
         precond_rank=int(precond_rank), cg_tol=float(cg_tol),
-        probe_tol=float(evaluator.probe_tol) if label == "stochastic" else math.nan,
         seed=int(seed) if not isinstance(seed, torch.Generator) else -1,
         dtype=str(ks.dtype), device=str(ks.device)), evaluator)
 
@@ -284,6 +290,7 @@ def _build_fit(res, ks, design, t, label, report, settings, evaluator) -> REMLFi
     if ks.stack is not None:
         settings["genotype_passes"] = int(ks.stack.passes)
     if label == "stochastic":
+        settings["probe_tol"] = float(evaluator.probe_tol)
         settings["cg_iterations"] = [int(v) for v in evaluator.cg_iterations]
         settings["cg_failures"] = int(evaluator.cg_failures)
     n_dropped, dropped = _report_counts(report)

@@ -29,6 +29,7 @@ from .api import susie, susie_rss, susie_ss
 from .batch import susie_batch
 from .covariates import residualize
 from .fit import SusieFit
+from .functional import MfsusieFit, fsusie, load_mfsusie, mfsusie
 from .loci import (
     Locus,
     loci_from_files,
@@ -48,6 +49,10 @@ __all__ = [
     "susie_ss",
     "susie_rss",
     "susie_batch",
+    "mfsusie",
+    "fsusie",
+    "MfsusieFit",
+    "load_mfsusie",
     "scan",
     "load_scan",
     "ScanResult",

@@ -2,16 +2,27 @@
 
 One iteration updates the L single effects in turn against the partial residual,
 then evaluates the ELBO, checks convergence, and only then (if not converged)
-updates the residual variance: susieR's order. Each effect's fitted values
-(``X b_l`` or ``X^T X b_l``) are cached, so an effect update costs one product
-with the data and the ELBO none.
+updates the residual variance: susieR's order.
 
-The loop runs B loci at once (:func:`ibss_batch`); a one-locus fit
-(:func:`ibss`) is the batch of one. Products with the data and the ELBO use each
-locus' own backend; the single-effect regressions of all loci run as one batched
-tensor program on a padded (B, p) layout whose reductions are running sums, so
-padding changes no bit: a locus gets the same fit alone as in any batch. A locus
-that converges, reaches ``max_iter`` or fails leaves the batch at once.
+What an iteration costs is kept to what the model needs:
+
+* Each locus keeps its effects' fitted values and ``X^T`` of them (an
+  :class:`~torchgenetics.susie.data.IndividualEngine` or ``SuffStatEngine``), so an
+  effect update costs one product with X and one with X^T (one with R for summary
+  data) and the ELBO none.
+* An effect whose prior variance is 0 has coefficients exactly 0: it needs no
+  product, and the fitted values do not change. Consecutive such effects that meet
+  the same residual with the same prior variance have identical inputs, so their
+  single-effect regression is computed once and copied (bit for bit what
+  recomputing it gives).
+* The single-effect regressions (and their prior-variance searches) of all loci
+  of a batch run as one tensor program on a padded (B, W) layout. Every row is
+  computed by exactly the operations a batch of one applies to it, and loci are
+  grouped by padded width W, so a locus gets the same bits alone as in any batch.
+
+The loop runs B loci at once (:func:`ibss_batch`); a one-locus fit (:func:`ibss`)
+is the batch of one. A locus that converges, reaches ``max_iter`` or fails leaves
+the batch at once.
 """
 
 from __future__ import annotations
@@ -20,20 +31,21 @@ import math
 import warnings
 from dataclasses import dataclass, field, fields
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConvergenceError, InputError
-from .ser import single_effect_regression_batch
+from .ser import _Rows, _ser_rows, as_tensor, engine_array
 
 __all__ = ["IBSSState", "IBSSSettings", "IBSSOutcome", "initial_state", "ibss", "ibss_batch",
            "trim_null_effects"]
 
 # Settings every locus of one batch shares (the others may differ per locus).
-_SHARED = ("prior_method", "check_null_threshold", "estimate_residual_variance", "max_iter", "tol",
-           "convergence", "track_fit", "verbose")
-# The padded width of the batched SER is a multiple of this (whole SIMD vectors).
-_WIDTH_STEP = 16
+_SHARED = ("prior_method", "prior_optimizer", "check_null_threshold",
+           "estimate_residual_variance", "max_iter", "tol", "convergence", "track_fit", "verbose")
+# Loci are padded to a multiple of this many variables; loci of one padded width run together.
+_WIDTH_STEP = 64
 
 
 @dataclass
@@ -91,6 +103,8 @@ class IBSSSettings:
     ----------
     prior_method : {"optim", "EM", "simple", "none"}
         Prior-variance update ("none" keeps V fixed).
+    prior_optimizer : {"brent", "newton"}
+        Optimiser of the "optim" update (see :mod:`torchgenetics.susie.ser`).
     check_null_threshold : float
         Threshold of the V = 0 check.
     estimate_residual_variance : bool
@@ -117,6 +131,7 @@ class IBSSSettings:
     """
 
     prior_method: str = "optim"
+    prior_optimizer: str = "brent"
     check_null_threshold: float = 0.0
     estimate_residual_variance: bool = True
     sigma2_bounds: tuple = (0.0, math.inf)
@@ -214,7 +229,11 @@ def initial_state(data, L: int, V: torch.Tensor, sigma2: float, init=None,
         if s0 is not None:
             sigma2 = float(s0)
     nan = torch.full((L,), math.nan, dtype=dtype, device=device)
-    effect_fits = data.effect_fitted((alpha * mu).T).T.contiguous()
+    b = alpha * mu
+    if bool((b != 0).any()):
+        effect_fits = data.effect_fitted(b.T).T.contiguous()
+    else:  # a cold start: no product needed
+        effect_fits = torch.zeros((L, data.m), dtype=dtype, device=device)
     return IBSSState(
         alpha=alpha, mu=mu, mu2=mu2, V=V, sigma2=float(sigma2), lbf=nan.clone(), KL=nan.clone(),
         lbf_variable=torch.full((L, p), math.nan, dtype=dtype, device=device),
@@ -222,94 +241,147 @@ def initial_state(data, L: int, V: torch.Tensor, sigma2: float, init=None,
     )
 
 
-class _Batch:
-    """B loci in the IBSS loop: per-locus backends and fitted values, the SER
-    quantities stacked as (L, B, width) with zero padding (``-inf`` log prior)."""
+def _width(p: int) -> int:
+    return -(-p // _WIDTH_STEP) * _WIDTH_STEP
 
-    def __init__(self, backends, states: list[IBSSState], log_priors: list[torch.Tensor]):
-        ref = states[0].alpha
+
+class _Batch:
+    """B loci of one padded width W in the IBSS loop: per-locus engines, and the SER
+    quantities stacked as (L, B, W) engine arrays (padding: ``d = 0``, ``-inf`` log prior)."""
+
+    def __init__(self, backends, states: list[IBSSState], log_priors: list[torch.Tensor],
+                 width: int):
         self.backends = list(backends)
         self.p = [b.p for b in self.backends]
-        width = -(-max(self.p) // _WIDTH_STEP) * _WIDTH_STEP
-        L, B = ref.shape[0], len(states)
+        self.engines = [b.engine(st.alpha, st.mu) for b, st in zip(self.backends, states, strict=True)]
+        like = engine_array(states[0].alpha)
+        L, B = states[0].L, len(states)
+        self.L, self.W = L, width
         for name in ("alpha", "mu", "mu2", "lbf_variable"):
-            out = ref.new_zeros((L, B, width))
+            out = _zeros((L, B, width), like)
             for j, st in enumerate(states):
-                out[:, j, : self.p[j]] = getattr(st, name)
+                out[:, j, : self.p[j]] = engine_array(getattr(st, name).contiguous())
             setattr(self, name, out)
         for name in ("V", "lbf", "KL"):
-            setattr(self, name, torch.stack([getattr(st, name) for st in states], dim=1))
+            out = _zeros((L, B), like)
+            for j, st in enumerate(states):
+                out[:, j] = engine_array(getattr(st, name).contiguous())
+            setattr(self, name, out)
+        self.q = _zeros((L, B), like)
         self.sigma2 = [float(st.sigma2) for st in states]
-        self.effect_fits = [st.effect_fits.clone() for st in states]
-        self.fitted = [st.fitted.clone() for st in states]
-        self.d = ref.new_zeros((B, width))
-        self.log_prior = torch.full((B, width), -math.inf, dtype=ref.dtype, device=ref.device)
+        self.d = _zeros((B, width), like)
+        self.log_prior = _zeros((B, width), like) - math.inf
         for j, (b, lp) in enumerate(zip(self.backends, log_priors, strict=True)):
-            self.d[j, : self.p[j]] = b.d
-            self.log_prior[j, : self.p[j]] = lp
+            self.d[j, : self.p[j]] = engine_array(b.d.contiguous())
+            self.log_prior[j, : self.p[j]] = engine_array(lp.to(b.d.dtype).contiguous())
+
+    @property
+    def B(self) -> int:
+        """Number of loci in the batch."""
+        return len(self.engines)
 
     def take(self, keep: list[int]) -> None:
         """Keep only the loci ``keep`` (positions in the current batch)."""
-        idx = torch.tensor(keep, device=self.alpha.device)
-        for name in ("alpha", "mu", "mu2", "lbf_variable", "V", "lbf", "KL"):
-            setattr(self, name, getattr(self, name).index_select(1, idx))
-        self.d, self.log_prior = self.d.index_select(0, idx), self.log_prior.index_select(0, idx)
-        for name in ("backends", "p", "sigma2", "effect_fits", "fitted"):
+        for name in ("alpha", "mu", "mu2", "lbf_variable", "V", "lbf", "KL", "q"):
+            setattr(self, name, _index(getattr(self, name), keep, 1))
+        self.d, self.log_prior = _index(self.d, keep, 0), _index(self.log_prior, keep, 0)
+        for name in ("backends", "p", "sigma2", "engines"):
             values = getattr(self, name)
             setattr(self, name, [values[j] for j in keep])
 
     def moments(self, j: int):
-        """alpha, mu, mu2 of locus j, unpadded and contiguous."""
+        """alpha, mu, mu2 of locus j as tensors, unpadded and contiguous (copies)."""
         p = self.p[j]
-        return (self.alpha[:, j, :p].contiguous(), self.mu[:, j, :p].contiguous(),
-                self.mu2[:, j, :p].contiguous())
+        return tuple(_tensor_copy(getattr(self, n)[:, j, :p]) for n in ("alpha", "mu", "mu2"))
 
     def locus(self, j: int) -> IBSSState:
         """The state of locus j as a one-locus :class:`IBSSState`."""
         alpha, mu, mu2 = self.moments(j)
+        effect_fits, fitted = self.engines[j].state_tensors()
         return IBSSState(
-            alpha=alpha, mu=mu, mu2=mu2, V=self.V[:, j].clone(), sigma2=self.sigma2[j],
-            lbf=self.lbf[:, j].clone(), KL=self.KL[:, j].clone(),
-            lbf_variable=self.lbf_variable[:, j, : self.p[j]].contiguous(),
-            effect_fits=self.effect_fits[j], fitted=self.fitted[j],
+            alpha=alpha, mu=mu, mu2=mu2, V=_tensor_copy(self.V[:, j]), sigma2=self.sigma2[j],
+            lbf=_tensor_copy(self.lbf[:, j]), KL=_tensor_copy(self.KL[:, j]),
+            lbf_variable=_tensor_copy(self.lbf_variable[:, j, : self.p[j]]),
+            effect_fits=effect_fits, fitted=fitted,
         )
 
     def elbo(self, j: int) -> tuple[float, float]:
         """ELBO and expected residual sum of squares of locus j."""
-        data = self.backends[j]
-        alpha, mu, mu2 = self.moments(j)
-        er2 = data.er2(self.fitted[j], alpha * mu, self.effect_fits[j], alpha * mu2)
-        return data.eloglik(er2, self.sigma2[j]) - float(self.KL[:, j].contiguous().sum()), er2
+        er2 = self.engines[j].er2(sum(self.q[:, j].tolist()))
+        kl = sum(self.KL[:, j].tolist())
+        return self.backends[j].eloglik(er2, self.sigma2[j]) - kl, er2
+
+
+def _zeros(shape, like):
+    if isinstance(like, np.ndarray):
+        return np.zeros(shape, dtype=like.dtype)
+    return like.new_zeros(shape)
+
+
+def _index(x, idx: list[int], axis: int):
+    if isinstance(x, np.ndarray):
+        return np.take(x, idx, axis=axis)
+    return x.index_select(axis, torch.as_tensor(idx, device=x.device))
+
+
+def _tensor_copy(a) -> torch.Tensor:
+    return as_tensor(_copy(a))
+
+
+_FIELDS = ("alpha", "mu", "mu2", "lbf_variable")
+_SCALARS = ("V", "lbf", "KL", "q")
 
 
 def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
-    sigma2 = torch.tensor(batch.sigma2, dtype=batch.d.dtype, device=batch.d.device)
-    L = batch.alpha.shape[0]
-    without = [None] * len(batch.backends)
-    xtr = torch.zeros_like(batch.d)
-    for j, data in enumerate(batch.backends):
-        without[j] = batch.fitted[j] - batch.effect_fits[j][0]
-        xtr[j, : batch.p[j]] = data.xtr(without[j])
-    for k in range(L):
-        res = single_effect_regression_batch(xtr, batch.d, batch.V[k], sigma2, batch.log_prior,
-                                             settings.prior_method, settings.check_null_threshold)
-        batch.alpha[k], batch.mu[k], batch.mu2[k] = res.alpha, res.mu, res.mu2
-        batch.V[k], batch.lbf[k], batch.KL[k] = res.V, res.lbf_model, res.KL
-        batch.lbf_variable[k] = res.lbf
-        b = res.alpha * res.mu
-        xtr = torch.zeros_like(batch.d)
-        for j, data in enumerate(batch.backends):
-            # Both products of a locus together, while its data is in cache (or in one pass).
-            if k + 1 < L:
-                fit, xtr_next = data.fitted_and_xtr(b[j, : batch.p[j]], without[j],
-                                                    batch.effect_fits[j][k + 1])
+    """One IBSS sweep over the L effects of every locus of the batch."""
+    like = batch.d
+    sigma2 = np.asarray(batch.sigma2, dtype=like.dtype) if isinstance(like, np.ndarray) else \
+        torch.tensor(batch.sigma2, dtype=like.dtype, device=like.device)
+    rows_all = _Rows(batch.d, batch.log_prior, sigma2)
+    B, W = batch.B, batch.W
+    memo = [None] * B  # per locus: (engine version, V, effect) of its last zero-to-zero update
+    for k in range(batch.L):
+        V_old = batch.V[k].tolist()
+        todo, dst, src = [], [], []
+        for j, eng in enumerate(batch.engines):
+            m = memo[j]
+            if (m is not None and not eng.nonzero[k] and m[0] == eng.version
+                    and m[1] == V_old[j]):
+                dst.append(j)
+                src.append(m[2])
             else:
-                fit = data.effect_fitted(b[j, : batch.p[j]])
-            batch.effect_fits[j][k] = fit
-            batch.fitted[j] = without[j] + fit
-            if k + 1 < L:
-                without[j] = batch.fitted[j] - batch.effect_fits[j][k + 1]
-                xtr[j, : batch.p[j]] = xtr_next
+                todo.append(j)
+        if dst:  # identical inputs: copy the earlier effect's regression
+            for name in _FIELDS:
+                arr = getattr(batch, name)
+                arr[k, dst] = arr[src, dst]
+            for name in _SCALARS:
+                arr = getattr(batch, name)
+                arr[k, dst] = arr[src, dst]
+        if not todo:
+            continue
+        whole = len(todo) == B
+        rows = rows_all if whole else rows_all.take(todo)
+        xtr = _zeros((len(todo), W), like)
+        for r, j in enumerate(todo):
+            batch.engines[j].xtr_into(k, xtr[r])
+        V_in = batch.V[k] if whole else _index(batch.V[k], todo, 0)
+        out = _ser_rows(rows, xtr, V_in, settings.prior_method, settings.check_null_threshold,
+                        settings.prior_optimizer)
+        sel = slice(None) if whole else todo
+        batch.alpha[k, sel], batch.mu[k, sel], batch.mu2[k, sel] = out.alpha, out.mu, out.mu2
+        batch.lbf_variable[k, sel] = out.lbf
+        batch.V[k, sel], batch.lbf[k, sel], batch.KL[k, sel] = out.V, out.lbf_model, out.KL
+        batch.q[k, sel] = out.q
+        for r, (j, zero) in enumerate(zip(todo, out.zero, strict=True)):
+            eng = batch.engines[j]
+            if zero:
+                if not eng.nonzero[k]:
+                    memo[j] = (eng.version, V_old[j], k)
+                    continue
+                eng.set_effect(k, None, xtr[r])
+            else:
+                eng.set_effect(k, out.eb[r], xtr[r])
 
 
 def _shared_settings(settings: list[IBSSSettings]) -> IBSSSettings:
@@ -321,19 +393,19 @@ def _shared_settings(settings: list[IBSSSettings]) -> IBSSSettings:
     return first
 
 
-def _progress(results: list, rows: list, done: list, batch: _Batch) -> dict:
+def _progress(n_loci: int, rows: list, done: list, results: list, batch: _Batch) -> dict:
     """Progress-bar fields: ELBO and sigma2 for one locus, loci left for a batch."""
-    if len(results) > 1:
+    if n_loci > 1:
         return {"loci": len(rows) - len(done)}
-    out = results[0]
-    if not isinstance(out, IBSSOutcome) or not out.elbo:
+    out = results[rows[0]] if rows else None
+    if not isinstance(out, IBSSOutcome) or not out.elbo or not batch.sigma2:
         return {}
     return {"elbo": f"{out.elbo[-1]:.4f}", "sigma2": f"{batch.sigma2[0]:.4g}"}
 
 
 def _check_iteration(batch: _Batch, j: int, it: int, cap: float):
     """ELBO and er2 of locus j after a sweep, or the error a one-locus run raises."""
-    v_max = float(batch.V[:, j].max())
+    v_max = max(batch.V[:, j].tolist())
     if v_max > cap:
         return InputError(
             f"the estimated prior variance is unreasonably large ({v_max:.4g} > {cap:.4g}); "
@@ -343,6 +415,80 @@ def _check_iteration(batch: _Batch, j: int, it: int, cap: float):
     if math.isinf(value):
         return ConvergenceError(f"the ELBO became infinite at IBSS iteration {it}")
     return value, er2
+
+
+def _run(batch: _Batch, rows: list, s: IBSSSettings, settings: list[IBSSSettings],
+         previous_elbo: list, results: list, bar) -> None:
+    """The IBSS iterations of one batch (loci ``rows`` of the caller, in batch order)."""
+    lower = [st.sigma2_bounds[0] for st in settings]
+    upper = [st.sigma2_bounds[1] for st in settings]
+    cap = [st.max_prior_variance for st in settings]
+    resumed = [e is not None and math.isfinite(e) for e in previous_elbo]
+    prev_elbo = [e if r else -math.inf for e, r in zip(previous_elbo, resumed, strict=True)]
+    n_loci = len(results)
+    prev_alpha = _copy(batch.alpha)
+    for it in range(1, s.max_iter + 1):
+        _sweep(batch, s)
+        done = []
+        for j, i in enumerate(rows):
+            checked = _check_iteration(batch, j, it, cap[i])
+            if isinstance(checked, Exception):
+                results[i] = checked
+                done.append(j)
+                continue
+            value, er2 = checked
+            out = results[i]
+            out.elbo.append(value)
+            out.n_iter = it
+            if s.track_fit:
+                out.trace.append({"alpha": batch.moments(j)[0], "V": _tensor_copy(batch.V[:, j]),
+                                  "sigma2": batch.sigma2[j], "elbo": value})
+            if it > 1 or resumed[i]:
+                if s.convergence == "pip" or not math.isfinite(value):
+                    delta = float(np.abs(_np(batch.alpha[:, j]) - _np(prev_alpha[:, j])).max())
+                else:
+                    delta = value - prev_elbo[i]
+                    if it == 1 and delta < 0:  # a resumed fit must not stop on a drop
+                        delta = math.inf
+                if delta < s.tol:
+                    out.converged = True
+                    done.append(j)
+                    continue
+            prev_elbo[i] = value
+            if s.estimate_residual_variance:
+                est = er2 / batch.backends[j].n
+                if not est > 0:
+                    results[i] = InputError(
+                        f"the estimated residual variance is {est:.4g} (not positive) at "
+                        f"iteration {it}: X'X, X'y and y'y are not consistent with one data set"
+                    )
+                    done.append(j)
+                    continue
+                batch.sigma2[j] = min(max(est, lower[i]), upper[i])
+        if it == s.max_iter:
+            done = list(range(len(rows)))
+        for j in done:
+            if isinstance(results[rows[j]], IBSSOutcome):
+                results[rows[j]].state = batch.locus(j)
+        bar.update(1 if n_loci == 1 else 0)
+        if s.verbose:
+            bar.set_postfix(_progress(n_loci, rows, done, results, batch))
+        if len(done) == len(rows):
+            break
+        if done:
+            gone = set(done)
+            keep = [j for j in range(len(rows)) if j not in gone]
+            batch.take(keep)
+            rows[:] = [rows[j] for j in keep]
+        prev_alpha = _copy(batch.alpha)
+
+
+def _copy(a):
+    return a.copy() if isinstance(a, np.ndarray) else a.clone()
+
+
+def _np(a):
+    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
 
 
 def ibss_batch(backends, states: list[IBSSState], log_priors: list[torch.Tensor],
@@ -387,72 +533,18 @@ def ibss_batch(backends, states: list[IBSSState], log_priors: list[torch.Tensor]
     s = _shared_settings(settings)
     n_loci = len(states)
     previous_elbo = previous_elbo or [None] * n_loci
-    lower = [st.sigma2_bounds[0] for st in settings]
-    upper = [st.sigma2_bounds[1] for st in settings]
-    cap = [st.max_prior_variance for st in settings]
-    resumed = [e is not None and math.isfinite(e) for e in previous_elbo]
-    prev_elbo = [e if r else -math.inf for e, r in zip(previous_elbo, resumed, strict=True)]
     results: list = [IBSSOutcome(state=None) for _ in range(n_loci)]
-    batch = _Batch(backends, states, log_priors)
-    rows = list(range(n_loci))  # locus of each batch position
-    prev_alpha = batch.alpha.clone()
-    bar = tqdm(total=s.max_iter, desc="IBSS" if n_loci == 1 else f"IBSS x {n_loci}",
-               disable=not s.verbose, leave=False)
+    groups: dict = {}
+    for i, b in enumerate(backends):
+        groups.setdefault(_width(b.p), []).append(i)
+    bar = tqdm(total=s.max_iter if n_loci == 1 else None,
+               desc="IBSS" if n_loci == 1 else f"IBSS x {n_loci}", disable=not s.verbose,
+               leave=False)
     try:
-        for it in range(1, s.max_iter + 1):
-            _sweep(batch, s)
-            done = []
-            for j, i in enumerate(rows):
-                checked = _check_iteration(batch, j, it, cap[i])
-                if isinstance(checked, Exception):
-                    results[i] = checked
-                    done.append(j)
-                    continue
-                value, er2 = checked
-                out = results[i]
-                out.elbo.append(value)
-                out.n_iter = it
-                if s.track_fit:
-                    out.trace.append({"alpha": batch.moments(j)[0], "V": batch.V[:, j].clone(),
-                                      "sigma2": batch.sigma2[j], "elbo": value})
-                if it > 1 or resumed[i]:
-                    if s.convergence == "pip" or not math.isfinite(value):
-                        delta = float((batch.alpha[:, j] - prev_alpha[:, j]).abs().max())
-                    else:
-                        delta = value - prev_elbo[i]
-                        if it == 1 and delta < 0:  # a resumed fit must not stop on a drop
-                            delta = math.inf
-                    if delta < s.tol:
-                        out.converged = True
-                        done.append(j)
-                        continue
-                prev_elbo[i] = value
-                if s.estimate_residual_variance:
-                    est = er2 / batch.backends[j].n
-                    if not est > 0:
-                        results[i] = InputError(
-                            f"the estimated residual variance is {est:.4g} (not positive) at "
-                            f"iteration {it}: X'X, X'y and y'y are not consistent with one data set"
-                        )
-                        done.append(j)
-                        continue
-                    batch.sigma2[j] = min(max(est, lower[i]), upper[i])
-            if it == s.max_iter:
-                done = list(range(len(rows)))
-            for j in done:
-                if isinstance(results[rows[j]], IBSSOutcome):
-                    results[rows[j]].state = batch.locus(j)
-            bar.update(1)
-            if s.verbose:
-                bar.set_postfix(_progress(results, rows, done, batch))
-            if len(done) == len(rows):
-                break
-            if done:
-                gone = set(done)
-                keep = [j for j in range(len(rows)) if j not in gone]
-                batch.take(keep)
-                rows = [rows[j] for j in keep]
-            prev_alpha = batch.alpha.clone()
+        for width, idx in groups.items():
+            batch = _Batch([backends[i] for i in idx], [states[i] for i in idx],
+                           [log_priors[i] for i in idx], width)
+            _run(batch, list(idx), s, settings, previous_elbo, results, bar)
     finally:
         bar.close()
     return results

@@ -68,6 +68,8 @@ _SUBSET_EVAL = 0.6
 _NEWTON_TOL = 1e-7
 _NEWTON_MAX_EVAL = 80
 _NEWTON_MAX_STEP = 2.0
+# Batches of at least this many rows run their Brent searches in lock step.
+_LOCK_STEP_MIN_ROWS = 4
 # Rows whose 1/shat^2 agree to this relative tolerance use the one-s fast evaluation.
 _CONST_S_RTOL = 1e-12
 # Use numpy for the arithmetic of CPU tensors (tests switch it off to exercise torch).
@@ -367,31 +369,32 @@ class _Objective:
     On fast rows (one s, uniform prior) ``l(u) = log pi + log sum_j exp(z_j^2 g / 2) -
     log(1 + t) / 2``: a value costs one exponential per variable and a row sum, the
     derivatives one stacked product for ``sum w``, ``sum w z^2`` and ``sum w z^4``.
-    Other rows use the general formulas. Row i's numbers never depend on the other rows.
+    Other rows use the general formulas. A row's numbers never depend on the other
+    rows: one row alone takes a 1-D path that gives the bits of its row in the 2-D one.
     """
 
     def __init__(self, rows: _Rows, z2):
         self.rows, self.z2 = rows, z2
-        self.fast = [i for i, f in enumerate(rows.fast) if f]
-        self.fast_pos = {i: k for k, i in enumerate(self.fast)}
-        self.z2max = _rowmax(z2)
-        self.z2max_list = self.z2max.tolist()
-        self.s_bar_list = rows.s_bar.tolist()
-        self.lp0_list = _rowmax(rows.lp).tolist()
+        self.fast = rows.fast
+        self.any_fast = any(self.fast)
+        z2max = _rowmax(z2)
+        lp0 = _rowmax(rows.lp)
+        self.z2max = z2max.tolist()
+        self.s_bar = rows.s_bar.tolist()
+        self.lp0 = lp0.tolist()
+        self.all_fast = all(self.fast)
+        if _np(z2):
+            self.z2max_arr, self.s_bar_arr, self.lp0_arr = z2max, rows.s_bar, lp0
         self._Z = None
-        if self.fast:
-            whole = len(self.fast) == rows.B
-            self.zf = z2 if whole else _take(z2, self.fast)
-            self.mask = rows.real if whole else _take(rows.real, self.fast)
-            z2max = self.z2max if whole else _take(self.z2max, self.fast)
+        if self.any_fast:
             # z^2 - max z^2 on real variables, -inf on padding (exp gives 0 for any V > 0).
-            self.dz = _where(self.mask, self.zf - z2max[:, None], -math.inf)
+            self.dz = _where(rows.real, z2 - z2max[:, None], -math.inf)
 
     @property
     def Z(self):
-        """(F, 3, W) stack of the real-variable mask, z^2 and z^4 of the fast rows."""
+        """(B, 3, W) stack of the real-variable mask, z^2 and z^4 of every row."""
         if self._Z is None:
-            self._Z = _stack([_cast(self.mask, self.zf), self.zf, self.zf * self.zf])
+            self._Z = _stack([_cast(self.rows.real, self.z2), self.z2, self.z2 * self.z2])
         return self._Z
 
     def start(self, V_old: list) -> list:
@@ -401,82 +404,130 @@ class _Objective:
         for i, v in enumerate(V_old):
             if v > 0:
                 out.append(math.log(v))
-            elif self.z2max_list[i] > 1 and self.s_bar_list[i] > 0:
-                out.append(math.log((self.z2max_list[i] - 1.0) / self.s_bar_list[i]))
+            elif self.z2max[i] > 1 and self.s_bar[i] > 0:
+                out.append(math.log((self.z2max[i] - 1.0) / self.s_bar[i]))
             else:
                 out.append(_LOG_V_BOUNDS[0])
         return out
 
-    def _split(self, points: list, rows: list, fast_fn, slow_fn) -> list:
-        out = [None] * len(rows)
-        fast = [k for k, r in enumerate(rows) if r in self.fast_pos]
-        slow = [k for k, r in enumerate(rows) if r not in self.fast_pos]
-        if fast:
-            vals = fast_fn([points[k] for k in fast], [rows[k] for k in fast])
-            for k, v in zip(fast, vals, strict=True):
-                out[k] = v
-        if slow:
-            vals = slow_fn([points[k] for k in slow], [rows[k] for k in slow])
-            for k, v in zip(slow, vals, strict=True):
-                out[k] = v
-        return out
+    def _g(self, u: float, r: int) -> tuple[float, float]:
+        t = math.exp(u) * self.s_bar[r]
+        return t / (1.0 + t), t
 
-    def _fast_args(self, points: list, rows: list):
-        """Per-row (g, t) and the fast-row arrays for the rows (all rows when most are asked)."""
-        gs, ts = [], []
-        for u, r in zip(points, rows, strict=True):
-            t = math.exp(u) * self.s_bar_list[r]
-            gs.append(t / (1.0 + t))
-            ts.append(t)
-        pos = [self.fast_pos[r] for r in rows]
-        if len(pos) > _SUBSET_EVAL * len(self.fast):
-            c = [1.0] * len(self.fast)  # placeholder for rows not asked (results unused)
-            for k, g in zip(pos, gs, strict=True):
-                c[k] = 0.5 * g
-            return gs, ts, c, pos, None
-        return gs, ts, [0.5 * g for g in gs], list(range(len(pos))), pos
+    def _fast_value(self, r: int, g: float, t: float, S: float) -> float:
+        return self.lp0[r] + 0.5 * g * self.z2max[r] + math.log(S) - 0.5 * math.log1p(t)
+
+    @staticmethod
+    def _fast_derivs(g: float, S: float, S1: float, S2: float) -> tuple:
+        m1, m2 = S1 / S, S2 / S
+        h = 1.0 - g
+        d1 = 0.5 * g * (h * m1 - 1.0)
+        ea2 = 0.25 * g * g * (h * h * m2 - 2.0 * h * m1 + 1.0)
+        eb = 0.5 * g * h * ((1.0 - 2.0 * g) * m1 - 1.0)
+        # E_w[z^2] grows with V on fast rows, so with E_w[z^2] <= 1 and l' < 0 the
+        # likelihood falls all the way from the lower bound up to this point.
+        return d1, ea2 + eb - d1 * d1, m1 <= 1.0
+
+    def scalar(self, r: int) -> Callable[[float], float]:
+        """``u -> l(u)`` of row r alone, with as little per-call work as possible (the bits of
+        :meth:`values`)."""
+        if not (self.fast[r] and _np(self.dz)):
+            return lambda u: self.value(u, r)
+        dz, s, lp0, z2max = self.dz[r], self.s_bar[r], self.lp0[r], self.z2max[r]
+        buf = np.empty_like(dz)
+        multiply, exp, add = np.multiply, np.exp, np.add.reduce
+        log, log1p, mexp = math.log, math.log1p, math.exp
+
+        def f(u: float) -> float:
+            t = mexp(u) * s
+            g = t / (1.0 + t)
+            multiply(dz, 0.5 * g, out=buf)
+            exp(buf, out=buf)
+            return lp0 + 0.5 * g * z2max + log(float(add(buf))) - 0.5 * log1p(t)
+
+        return f
+
+    def value(self, u: float, r: int) -> float:
+        """``l(u)`` of row r alone."""
+        if not self.fast[r]:
+            return self._slow_values([u], [r])[0]
+        g, t = self._g(u, r)
+        return self._fast_value(r, g, t, float(_exp(self.dz[r] * (0.5 * g)).sum()))
 
     def values(self, points: list, rows: list) -> list:
         """``l(u)`` at ``points`` for the rows ``rows``."""
+        if len(rows) == 1:
+            return [self.value(points[0], rows[0])]
         return self._split(points, rows, self._fast_values, self._slow_values)
+
+    def values_array(self, points: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """:meth:`values` for numpy arrays of points and rows, with array arithmetic for the
+        per-row scalars (the same IEEE operations, so the same bits)."""
+        if not (self.all_fast and _np(self.dz)):
+            return np.asarray(self.values(points.tolist(), rows.tolist()))
+        t = np.array([math.exp(u) for u in points.tolist()]) * self.s_bar_arr[rows]
+        g = t / (1.0 + t)
+        c = 0.5 * g
+        if rows.shape[0] > _SUBSET_EVAL * self.rows.B:
+            c_all = np.ones(self.rows.B)
+            c_all[rows] = c
+            S = np.exp(c_all[:, None] * self.dz).sum(-1)[rows]
+        else:
+            S = np.exp(c[:, None] * self.dz[rows]).sum(-1)
+        log_s = np.array([math.log(v) for v in S.tolist()])
+        log1p_t = np.array([math.log1p(v) for v in t.tolist()])
+        return self.lp0_arr[rows] + c * self.z2max_arr[rows] + log_s - 0.5 * log1p_t
 
     def derivatives(self, points: list, rows: list) -> list:
         """``(l'(u), l''(u), tail)`` at ``points`` for ``rows`` (see :func:`_newton_steps`)."""
+        if len(rows) == 1 and self.fast[rows[0]]:
+            r = rows[0]
+            g, _ = self._g(points[0], r)
+            e = _exp(self.dz[r] * (0.5 * g))
+            return [self._fast_derivs(g, *(self.Z[r] @ e).tolist())]
         return self._split(points, rows, self._fast_derivatives, self._slow_derivatives)
 
-    def _fast_values(self, points: list, rows: list) -> list:
-        gs, ts, c, at, sub = self._fast_args(points, rows)
-        dz = self.dz if sub is None else _take(self.dz, sub)
-        S = _exp(_vector(c, dz)[:, None] * dz).sum(-1).tolist()
-        out = []
-        for k, r, g, t in zip(at, rows, gs, ts, strict=True):
-            out.append(self.lp0_list[r] + 0.5 * g * self.z2max_list[r] + math.log(S[k])
-                       - 0.5 * math.log1p(t))
+    def _split(self, points: list, rows: list, fast_fn, slow_fn) -> list:
+        if not self.any_fast:
+            return slow_fn(points, rows)
+        out = [None] * len(rows)
+        fast = [k for k, r in enumerate(rows) if self.fast[r]]
+        slow = [k for k, r in enumerate(rows) if not self.fast[r]]
+        for part, fn in ((fast, fast_fn), (slow, slow_fn)):
+            if part:
+                vals = fn([points[k] for k in part], [rows[k] for k in part])
+                for k, v in zip(part, vals, strict=True):
+                    out[k] = v
         return out
 
+    def _fast_args(self, points: list, rows: list):
+        """Per-row (g, t), and c = g/2 for all rows (when most are asked) or just ``rows``."""
+        gt = [self._g(u, r) for u, r in zip(points, rows, strict=True)]
+        if len(rows) > _SUBSET_EVAL * self.rows.B:
+            c = [1.0] * self.rows.B  # placeholder for rows not asked (their results unused)
+            for (g, _), r in zip(gt, rows, strict=True):
+                c[r] = 0.5 * g
+            return gt, c, list(rows), None
+        return gt, [0.5 * g for g, _ in gt], list(range(len(rows))), rows
+
+    def _fast_values(self, points: list, rows: list) -> list:
+        gt, c, at, sub = self._fast_args(points, rows)
+        dz = self.dz if sub is None else _take(self.dz, sub)
+        S = _exp(_vector(c, dz)[:, None] * dz).sum(-1).tolist()
+        return [self._fast_value(r, g, t, S[k])
+                for k, r, (g, t) in zip(at, rows, gt, strict=True)]
+
     def _fast_derivatives(self, points: list, rows: list) -> list:
-        gs, _, c, at, sub = self._fast_args(points, rows)
+        gt, c, at, sub = self._fast_args(points, rows)
         dz = self.dz if sub is None else _take(self.dz, sub)
         Z = self.Z if sub is None else _take(self.Z, sub)
         sums = _matvec_rows(Z, _exp(_vector(c, dz)[:, None] * dz)).tolist()
-        out = []
-        for k, g in zip(at, gs, strict=True):
-            S, S1, S2 = sums[k]
-            m1, m2 = S1 / S, S2 / S
-            h = 1.0 - g
-            d1 = 0.5 * g * (h * m1 - 1.0)
-            ea2 = 0.25 * g * g * (h * h * m2 - 2.0 * h * m1 + 1.0)
-            eb = 0.5 * g * h * ((1.0 - 2.0 * g) * m1 - 1.0)
-            # E_w[z^2] grows with V on fast rows, so with E_w[z^2] <= 1 and l' < 0 the
-            # likelihood falls all the way from the lower bound up to this point.
-            out.append((d1, ea2 + eb - d1 * d1, m1 <= 1.0))
-        return out
+        return [self._fast_derivs(g, *sums[k]) for k, (g, _) in zip(at, gt, strict=True)]
 
     def _slow_parts(self, points: list, rows: list):
         sub = self.rows if len(rows) == self.rows.B else self.rows.take(rows)
         z2 = self.z2 if len(rows) == self.rows.B else _take(self.z2, rows)
-        V = _vector(_exp_each(points), z2)
-        return sub, z2, V
+        return sub, z2, _vector(_exp_each(points), z2)
 
     def _slow_values(self, points: list, rows: list) -> list:
         sub, z2, V = self._slow_parts(points, rows)
@@ -676,32 +727,127 @@ def brent_minimize_batch(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lowe
     >>> brent_minimize_batch(lambda x, rows: (x - centres[rows]) ** 2, -10.0, 10.0, 3).round(6).tolist()
     [-3.0, 0.5, 7.0]
     """
-    searches = [_brent_steps(lower, upper, xatol, max_eval) for _ in range(size)]
+    return _brent_lock_step(f, lower, upper, size, xatol, max_eval)[0]
 
-    def evaluate(points, rows):
-        return np.asarray(f(np.array(points), np.array(rows, dtype=np.int64))).tolist()
 
-    return np.array(_drive(searches, evaluate, size), dtype=np.float64)
+def _brent_lock_step(f: Callable, lower: float, upper: float, size: int, xatol: float = 1e-8,
+                     max_eval: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Brent's method for ``size`` rows at once, on numpy arrays of per-row search state.
+
+    Every row's state is updated by the operations :func:`_brent_steps` applies to
+    it (IEEE ``+ - * /``, ``abs``, comparisons; branches become masks), so row i
+    visits exactly the points of its scalar search, without per-row Python work.
+    Only rows still searching are evaluated. Returns the minimisers and their values.
+    """
+    golden = 0.5 * (3.0 - math.sqrt(5.0))
+    sqrt_eps = math.sqrt(2.2e-16)
+    all_rows = np.arange(size)
+    a = np.full(size, float(lower))
+    b = np.full(size, float(upper))
+    x = a + golden * (b - a)
+    w, v = x.copy(), x.copy()
+    fx = np.asarray(f(x.copy(), all_rows), dtype=np.float64)
+    fw, fv = fx.copy(), fx.copy()
+    step = np.zeros(size)
+    prev = np.zeros(size)
+    n_eval = np.ones(size, dtype=np.int64)
+    active = np.ones(size, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while True:
+            mid = 0.5 * (a + b)
+            tol1 = sqrt_eps * np.abs(x) + xatol / 3.0
+            tol2 = 2.0 * tol1
+            active &= np.abs(x - mid) > tol2 - 0.5 * (b - a)
+            if not active.any():
+                break
+            # Parabola through (x, fx), (w, fw), (v, fv) where the last-but-one step was long.
+            para = active & (np.abs(prev) > tol1)
+            r = (x - w) * (fx - fv)
+            q = (x - v) * (fx - fw)
+            p = (x - v) * q - (x - w) * r
+            q = 2.0 * (q - r)
+            p = np.where(q > 0.0, -p, p)
+            q = np.abs(q)
+            r = prev
+            prev = np.where(para, step, prev)
+            ok = para & (np.abs(p) < np.abs(0.5 * q * r)) & (q * (a - x) < p) & (p < q * (b - x))
+            s_para = p / q
+            u = x + s_para
+            near = ((u - a) < tol2) | ((b - u) < tol2)
+            s_para = np.where(near, tol1 * np.where(mid >= x, 1.0, -1.0), s_para)
+            step = np.where(ok, s_para, step)
+            gold = active & ~ok
+            prev = np.where(gold, np.where(x >= mid, a - x, b - x), prev)
+            step = np.where(gold, golden * prev, step)
+            u = x + np.where(step >= 0, 1.0, -1.0) * np.maximum(np.abs(step), tol1)
+            rows = np.flatnonzero(active)
+            fu = fx.copy()
+            fu[rows] = np.asarray(f(u[rows], rows), dtype=np.float64)
+            n_eval += active
+            better = active & (fu <= fx)
+            worse = active & ~better
+            # fu <= fx: the bracket end on the far side of u moves to x; u becomes x.
+            a = np.where(better & (u >= x), x, a)
+            b = np.where(better & (u < x), x, b)
+            # fu > fx: u becomes the bracket end on its side.
+            a = np.where(worse & (u < x), u, a)
+            b = np.where(worse & (u >= x), u, b)
+            to_w = worse & ((fu <= fw) | (w == x))
+            to_v = worse & ~to_w & ((fu <= fv) | (v == x) | (v == w))
+            v_new = np.where(better | to_w, w, np.where(to_v, u, v))
+            fv_new = np.where(better | to_w, fw, np.where(to_v, fu, fv))
+            w_new = np.where(better, x, np.where(to_w, u, w))
+            fw_new = np.where(better, fx, np.where(to_w, fu, fw))
+            x = np.where(better, u, x)
+            fx = np.where(better, fu, fx)
+            v, fv, w, fw = v_new, fv_new, w_new, fw_new
+            active &= n_eval < max_eval
+    return x, fx
+
+
+def _brent_row(objective: _Objective, r: int) -> tuple[float, float]:
+    """susieR's Brent search on row r alone: ``(log V, l(log V))``."""
+    best = [math.nan, math.inf]
+    value = objective.scalar(r)
+
+    def f(u: float) -> float:
+        v = -value(u)
+        if v <= best[1]:
+            best[:] = [u, v]
+        return v
+
+    u = brent_minimize(f, *_LOG_V_BOUNDS)
+    # Brent returns its best point, which it has evaluated: its value is known.
+    return u, -best[1] if best[0] == u else value(u)
 
 
 def _brent_log_v(objective: _Objective) -> list:
-    """susieR's Brent search for the maximiser of the log-likelihood over log V, per row."""
+    """susieR's Brent search for the maximiser of the log-likelihood over log V, per row:
+    ``(log V, l(log V))`` pairs.
+
+    A few rows search one at a time (scalar Python steps are cheapest); more run in
+    lock step (:func:`_brent_lock_step`: the step logic as array operations and one
+    batched evaluation per step). Either way a row takes the same steps.
+    """
     size = objective.rows.B
-    if size == 1:  # the same search, without the batch bookkeeping
-        return [brent_minimize(lambda t: -objective.values([t], [0])[0], *_LOG_V_BOUNDS)]
-    searches = [_brent_steps(*_LOG_V_BOUNDS, 1e-8, 500) for _ in range(size)]
+    if size < _LOCK_STEP_MIN_ROWS:
+        return [_brent_row(objective, r) for r in range(size)]
 
-    def evaluate(points, rows):
-        return [-v for v in objective.values(points, rows)]
+    def neg(points: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if _np(objective.z2):
+            return -objective.values_array(points, rows)
+        return -np.asarray(objective.values(points.tolist(), rows.tolist()))
 
-    return _drive(searches, evaluate, size)
+    x, fx = _brent_lock_step(neg, *_LOG_V_BOUNDS, size)
+    return list(zip(x.tolist(), (-fx).tolist(), strict=True))
 
 
 # ---- the SER -------------------------------------------------------------------------------
 
 @dataclass
 class _Out:
-    """Batched SER result on engine arrays (``eb = alpha * mu``, ``q = sum d alpha mu2``)."""
+    """Batched SER result on engine arrays (``eb = alpha * mu``, ``q = sum d alpha mu2``;
+    ``zero[i]``: row i's posterior used V = 0, so its ``eb`` is exactly zero)."""
 
     alpha: object
     mu: object
@@ -712,6 +858,7 @@ class _Out:
     KL: object
     eb: object
     q: object
+    zero: list
 
 
 def _check_method(method: str, optimizer: str = "newton") -> None:
@@ -722,12 +869,26 @@ def _check_method(method: str, optimizer: str = "newton") -> None:
 
 
 def _optimum(rows: _Rows, z2, V_old: list, optimizer: str) -> list:
-    """Maximiser of the SER log-likelihood over V (before susieR's two checks)."""
+    """Maximiser of the SER log-likelihood over V with susieR's keep-current rule: the
+    current V stays when the optimum's log-likelihood is lower."""
     objective = _Objective(rows, z2)
     if optimizer == "brent":
-        return _exp_each(_brent_log_v(objective))
-    log_v = newton_maximize_batch(objective.derivatives, objective.start(V_old), *_LOG_V_BOUNDS)
-    return _exp_each(log_v)
+        found = _brent_log_v(objective)
+    else:
+        starts = objective.start(V_old)
+        if _np(z2):  # one search at a time (see _brent_log_v)
+            log_v = [newton_maximize_batch(lambda pts, rs, r=r: objective.derivatives(pts, [r]),
+                                           [u0], *_LOG_V_BOUNDS)[0]
+                     for r, u0 in enumerate(starts)]
+        else:
+            log_v = newton_maximize_batch(objective.derivatives, starts, *_LOG_V_BOUNDS)
+        found = list(zip(log_v, objective.values(log_v, list(range(rows.B))), strict=True))
+    old = [i for i, v in enumerate(V_old) if v > 0]
+    ll_old = rows.ll0.tolist()
+    if old:
+        for i, v in zip(old, objective.values([math.log(V_old[i]) for i in old], old), strict=True):
+            ll_old[i] = v
+    return [V_old[i] if ll < ll_old[i] else math.exp(u) for i, (u, ll) in enumerate(found)]
 
 
 def _redo(stage, rows: _Rows, z2, V, change: list):
@@ -756,20 +917,10 @@ def _ser_rows(rows: _Rows, xtr, V, method: str, check_null_threshold: float,
     z2 = xtr * xtr * rows.c
     V_old = V.tolist()
     if method == "optim":
-        V_new = _optimum(rows, z2, V_old, optimizer)
-        V = _vector(V_new, z2)
-        stage = _lbf_stage(rows, z2, V)
-        # Keep the current value when the optimum is no better (susieR does the same).
-        ll_old = _loglik(rows, z2, _vector(V_old, z2)).tolist()
-        keep = [i for i, (a, b) in enumerate(zip(stage[3].tolist(), ll_old, strict=True)) if a < b]
-        if keep:
-            kept = set(keep)
-            V_new = [V_old[i] if i in kept else v for i, v in enumerate(V_new)]
-            V = _vector(V_new, z2)
-            stage = _redo(stage, rows, z2, V, keep)
+        V = _vector(_optimum(rows, z2, V_old, optimizer), z2)
     else:
         V = _vector(V_old, z2)
-        stage = _lbf_stage(rows, z2, V)
+    stage = _lbf_stage(rows, z2, V)
     if method in ("optim", "simple"):
         null = [i for i, (a, b) in enumerate(zip(rows.ll0.tolist(), stage[3].tolist(), strict=True))
                 if a + check_null_threshold >= b]
@@ -780,6 +931,7 @@ def _ser_rows(rows: _Rows, xtr, V, method: str, check_null_threshold: float,
             V = _vector(V_list, z2)
             stage = _redo(stage, rows, z2, V, null)
     lbf, w, S, lbf_model, opt = stage
+    zero = [v == 0.0 for v in V.tolist()]
     alpha = w / S[:, None]
     post_var = V[:, None] / opt
     mu = post_var * (xtr * rows.inv_s2[:, None])
@@ -792,7 +944,8 @@ def _ser_rows(rows: _Rows, xtr, V, method: str, check_null_threshold: float,
         V_em = eb2.sum(-1)
         null = rows.ll0 + check_null_threshold >= _loglik(rows, z2, V_em)
         V = _where(null, 0.0, V_em)
-    return _Out(alpha=alpha, mu=mu, mu2=mu2, lbf=lbf, lbf_model=lbf_model, V=V, KL=kl, eb=eb, q=q)
+    return _Out(alpha=alpha, mu=mu, mu2=mu2, lbf=lbf, lbf_model=lbf_model, V=V, KL=kl, eb=eb, q=q,
+                zero=zero)
 
 
 def _rows_from_tensors(d: torch.Tensor, log_prior: torch.Tensor, sigma2) -> _Rows:
@@ -962,10 +1115,7 @@ def optimize_prior_variance(xtr: torch.Tensor, d: torch.Tensor, sigma2: float,
             raise InputError("the EM update of the prior variance needs alpha and mu2")
         V = float((alpha * mu2).sum())
     elif method == "optim":
-        new = _optimum(rows, z2, [float(V)], optimizer)[0]
-        if _loglik1(rows, z2, new) < _loglik1(rows, z2, float(V)):
-            new = float(V)
-        V = new
+        V = _optimum(rows, z2, [float(V)], optimizer)[0]
     if float(rows.ll0[0]) + check_null_threshold >= _loglik1(rows, z2, float(V)):
         V = 0.0
     return float(V)

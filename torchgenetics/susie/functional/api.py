@@ -68,7 +68,7 @@ def _positive_int(value, name: str, allow_none: bool = False):
 
 def _as_tensor(x, name: str, dtype, device) -> torch.Tensor:
     if hasattr(x, "to_numpy") and not torch.is_tensor(x):  # pandas
-        x = x.to_numpy()
+        x = x.to_numpy(copy=True)
     try:
         return torch.as_tensor(x, dtype=dtype, device=device)
     except (TypeError, ValueError) as exc:
@@ -397,12 +397,14 @@ def mfsusie(X, Y, pos=None, L: int = 20, L_greedy: int | None = 5, *, prior: str
         added when ``null_component``), or the one slab variance of a point prior.
         Default: ash's grid from the marginal regressions of each outcome.
     null_component : bool
-        Whether the prior has a point mass at zero.
+        Whether the prior has a point mass at zero (without it no effect is set to
+        the null, so every effect counts in PIPs and sets).
     null_prior_init : float
         Initial weight of the point mass.
     estimate_prior : bool
-        Fit each effect's prior by empirical Bayes (False: keep the initial prior;
-        with a one-component grid and no null this is susie with a fixed prior variance).
+        Fit each effect's prior by empirical Bayes, one EM step on its SER marginal
+        likelihood per iteration (False: keep the initial prior; with a one-component
+        grid and no null this is susie with a fixed prior variance).
     null_penalty : float
         Pseudo-observations per coefficient on the null component in the prior update.
     check_null_threshold : float
@@ -458,6 +460,12 @@ def mfsusie(X, Y, pos=None, L: int = 20, L_greedy: int | None = 5, *, prior: str
     InputError
         Outcomes with a different number of rows than X, NaN rows (the outcome and
         row are named), positions not increasing or of the wrong length, bad options.
+
+    Notes
+    -----
+    Each iteration costs two (n x p) by (p x T) products per effect plus the
+    prior update; memory holds the (L, p, T) posterior moments and the (L, n, T)
+    fitted values of the effects (T: all outcomes' grid points).
 
     Examples
     --------

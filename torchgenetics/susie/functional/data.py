@@ -51,7 +51,8 @@ def column_groups(outcome: torch.Tensor, scale: torch.Tensor, scope: str):
         raise InputError(f"scope must be one of {SCOPES}, got {scope!r}")
     if scope == "per_outcome":
         n_out = int(outcome.max()) + 1 if outcome.numel() else 0
-        return outcome.clone(), torch.arange(n_out), torch.full((n_out,), -1, dtype=torch.long)
+        return (outcome.clone(), torch.arange(n_out, device=outcome.device),
+                torch.full((n_out,), -1, dtype=torch.long, device=outcome.device))
     keys = outcome * (int(scale.max()) + 1) + scale
     uniq, group = torch.unique(keys, sorted=True, return_inverse=True)
     width = int(scale.max()) + 1
@@ -61,7 +62,7 @@ def column_groups(outcome: torch.Tensor, scale: torch.Tensor, scope: str):
 def _outcome_tensor(Y, m: int, name: str, n: int, dtype, device) -> torch.Tensor:
     """Outcome m as an (n, T) tensor, checked for its sample count and missing values."""
     if hasattr(Y, "to_numpy") and not torch.is_tensor(Y):  # pandas
-        Y = Y.to_numpy()
+        Y = Y.to_numpy(copy=True)
     try:
         Y = torch.as_tensor(Y, dtype=dtype, device=device)
     except (TypeError, ValueError) as exc:
@@ -157,8 +158,9 @@ class FunctionalData:
             Z = Z / s
             T = Z.shape[1]
             blocks.append(dwt(Z, wavelet) if T > 1 else Z)
-            scales.append(scale_index(T) if T > 1 else torch.zeros(1, dtype=torch.long))
-            outcome.append(torch.full((T,), m, dtype=torch.long))
+            scales.append(scale_index(T).to(X.device) if T > 1
+                          else torch.zeros(1, dtype=torch.long, device=X.device))
+            outcome.append(torch.full((T,), m, dtype=torch.long, device=X.device))
             self.n_coef.append(T)
             self.grid_pos.append(grid)
             self.center.append(center)
@@ -166,8 +168,8 @@ class FunctionalData:
         self.D = torch.cat(blocks, dim=1)
         self.col_outcome = torch.cat(outcome)
         self.col_scale = torch.cat(scales)
-        self.scale = torch.tensor(scale, dtype=X.dtype)
-        self.col_var = self.D.var(dim=0) if n > 1 else torch.zeros(self.D.shape[1], dtype=X.dtype)
+        self.scale = torch.tensor(scale, dtype=X.dtype, device=X.device)
+        self.col_var = self.D.var(dim=0) if n > 1 else torch.zeros(self.D.shape[1], dtype=X.dtype, device=X.device)
 
     @staticmethod
     def _scalar_position(where, name, m, X) -> torch.Tensor:

@@ -13,12 +13,15 @@ K components with weights ``pi[l, g]`` and scales ``scale[l, g]``:
   :mod:`torchgenetics.ebnm.priors`), both parameters by Newton's method
   (:func:`torchgenetics.ebnm.optimize.newton_maximize`).
 
-The empirical-Bayes update of effect l maximises, per group, the alpha-weighted
-marginal likelihood of its coefficient estimates,
-``sum_j alpha_lj sum_(t in g) log p(bhat_jt | g, shat_jt)``, plus ``null_penalty``
-pseudo-observations per coefficient on the null component (a Dirichlet-type
-penalty that keeps an effect without support null). Variables with
-``alpha_lj <= 1e-6`` are left out of the update, as mfsusieR does.
+The empirical-Bayes update of effect l (the M step of EM on its SER marginal
+likelihood ``log sum_j pi_j prod_t p(bhat_jt | g, shat_jt) / N(bhat_jt; 0, shat_jt^2)``,
+with alpha the E step) maximises, per group, the alpha-weighted marginal
+likelihood ``sum_j alpha_lj sum_(t in g) log p(bhat_jt | g, shat_jt)``, plus
+``null_penalty`` pseudo-observations per coefficient on the null component (a
+Dirichlet-type penalty that keeps an effect without support null). Variables with
+``alpha_lj <= 1e-6`` are left out of the update, as mfsusieR does. The point-prior
+Newton search is capped at a few steps (a generalised M step: it never lowers
+the objective).
 
 Given the prior, the single-effect posterior of a variable's coefficients is
 exact: per coefficient a log Bayes factor against ``b = 0`` and the posterior
@@ -49,6 +52,8 @@ PRIOR_FAMILIES = ("mixture_normal", "point_normal", "point_laplace")
 _ALPHA_EPS = 1e-6
 # Elements of one (p, columns, K) block of the posterior kernel.
 _BLOCK = 1 << 22
+# Newton iterations and relative tolerance of the point-prior updates (one EM step of many).
+_NEWTON_ITER, _NEWTON_RTOL = 5, 1e-10
 
 
 @dataclass
@@ -169,8 +174,12 @@ class CoefficientPrior:
         self.settings, self.group, self.grid, self.mask = settings, group, grid, mask
         self.G, self.K = grid.shape
         self.group_cols = [torch.nonzero(group == g).flatten() for g in range(self.G)]
-        sizes = torch.tensor([c.numel() for c in self.group_cols], dtype=grid.dtype)
+        sizes = torch.tensor([c.numel() for c in self.group_cols], dtype=grid.dtype, device=grid.device)
+        self.group_sizes = sizes
         self.col_weight = sizes / sizes.sum()  # share of the columns in each group
+        self._buckets = {}
+        for g, cols in enumerate(self.group_cols):
+            self._buckets.setdefault(cols.numel(), []).append(g)
         self.has_null = settings.null_component and bool((grid[:, 0] == 0).all())
 
     # ---- construction ---------------------------------------------------------------
@@ -375,8 +384,7 @@ class CoefficientPrior:
         """The null penalty ``null_penalty * sum_g |g| log pi_g0`` of a (G, K) prior (0 without a null)."""
         if not self.has_null or self.settings.null_penalty == 0:
             return pi.new_zeros(())
-        sizes = torch.tensor([c.numel() for c in self.group_cols], dtype=pi.dtype, device=pi.device)
-        return self.settings.null_penalty * (sizes * torch.log(pi[:, 0])).sum()
+        return (self._penalty(self.group_sizes.to(pi)) * torch.log(pi[:, 0])).sum()
 
     # ---- empirical-Bayes update -------------------------------------------------------------
     def update(self, bhat: torch.Tensor, s2: torch.Tensor, alpha: torch.Tensor, pi: torch.Tensor,
@@ -403,45 +411,44 @@ class CoefficientPrior:
             keep = alpha == alpha.max()
         bhat, s2, w = bhat[keep], s2.expand(alpha.shape[0], -1)[keep], alpha[keep]
         pi, scale = pi.clone(), scale.clone()
-        # Groups of equal size are solved as one batch.
-        sizes = {}
-        for g, cols in enumerate(self.group_cols):
-            sizes.setdefault(cols.numel(), []).append(g)
-        for size, groups in sizes.items():
+        # Groups of equal size are solved as one batch (padding them to one size costs more).
+        for size, groups in self._buckets.items():
             cols = torch.stack([self.group_cols[g] for g in groups])  # (B, size)
             x = bhat[:, cols].permute(1, 0, 2).reshape(len(groups), -1)  # (B, n): variable-major
             v = s2[:, cols].permute(1, 0, 2).reshape(len(groups), -1)
             weights = w.repeat_interleave(size).expand(len(groups), -1)
             idx = torch.tensor(groups, device=pi.device)
+            penalty = self._penalty(self.group_sizes[idx])
             if self.settings.family == "mixture_normal":
-                pi[idx] = self._mixsqp(x, v, weights, idx, pi[idx], size)
+                pi[idx] = self._mixsqp(x, v, weights, idx, pi[idx], penalty)
             else:
-                pi[idx], scale[idx] = self._newton(x, v, weights, pi[idx], scale[idx], size)
+                pi[idx], scale[idx] = self._newton(x, v, weights, pi[idx], scale[idx], penalty)
         return pi, scale
 
-    def _penalty(self, size: int) -> float:
-        return self.settings.null_penalty * size if self.has_null else 0.0
+    def _penalty(self, sizes: torch.Tensor) -> torch.Tensor:
+        """Null pseudo-observations of groups with ``sizes`` coefficients."""
+        return self.settings.null_penalty * sizes if self.has_null else torch.zeros_like(sizes)
 
-    def _mixsqp(self, x, v, weights, idx, pi0, size: int) -> torch.Tensor:
+    def _mixsqp(self, x, v, weights, idx, pi0, penalty: torch.Tensor) -> torch.Tensor:
         """Mixture weights of B groups by mix-SQP on the rows (variable, coefficient)."""
         sd2 = (self.grid[idx] ** 2).unsqueeze(1)  # (B, 1, K)
         logL, _ = _normal_lbfk(x.unsqueeze(-1), v.unsqueeze(-1), sd2)  # (B, n, K)
         mask = self.mask[idx]
-        penalty = self._penalty(size)
-        if penalty > 0:
+        if bool((penalty > 0).any()):
             row = torch.full_like(logL[:, :1], -math.inf)
             row[..., 0] = 0.0
             logL = torch.cat([row, logL], dim=1)
-            weights = torch.cat([weights.new_full((weights.shape[0], 1), penalty), weights], dim=1)
+            weights = torch.cat([penalty.to(weights)[:, None], weights], dim=1)
         return mixsqp(logL, x0=pi0, weights=weights, mask=mask, log=True).x
 
-    def _newton(self, x, v, weights, pi0, scale0, size: int):
+    def _newton(self, x, v, weights, pi0, scale0, penalty: torch.Tensor):
         """(pi0, slab scale) of B groups by Newton's method on the weighted marginal likelihood."""
         s = torch.sqrt(v)
         laplace = self.settings.family == "point_laplace"
         cls = PointLaplacePrior if laplace else PointNormalPrior
         fit_weight = self.has_null
-        penalty = self._penalty(size)
+        penalty = penalty.to(x)
+        penalised = bool((penalty > 0).any())
         zero = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
 
         def make(w_slab, sc):
@@ -449,7 +456,7 @@ class CoefficientPrior:
 
         def value(prior, w_slab):
             out = (weights * prior.log_marginal(x, s)).sum(-1)
-            if penalty > 0:
+            if penalised:
                 out = out + penalty * torch.log(torch.clamp(1.0 - w_slab, min=0.0))
             return out
 
@@ -459,7 +466,7 @@ class CoefficientPrior:
         log_hi = torch.log(1e3 * (x.abs().amax(-1) + s.amax(-1)))
         cols, lo, hi = [torch.log(sc0)], [torch.minimum(log_lo, torch.log(sc0))], [torch.maximum(log_hi, torch.log(sc0))]
         if fit_weight:
-            top = 1.0 - 1e-10 if penalty > 0 else 1.0
+            top = 1.0 - 1e-10 if penalised else 1.0
             cols.insert(0, torch.clamp(slab0, max=top))
             lo.insert(0, torch.zeros_like(slab0))
             hi.insert(0, torch.full_like(slab0, top))
@@ -469,7 +476,8 @@ class CoefficientPrior:
             return make(w_slab, torch.exp(theta[:, -1])), w_slab
 
         theta, fitted, _ = newton_maximize(lambda th: value(*build(th)), torch.stack(cols, -1),
-                                           torch.stack(lo, -1), torch.stack(hi, -1))
+                                           torch.stack(lo, -1), torch.stack(hi, -1), max_iter=_NEWTON_ITER,
+                                           rtol=_NEWTON_RTOL)
         prior, w_slab = build(theta)
         sc = torch.exp(theta[:, -1])
         start_w = pi0[:, 1] if fit_weight else torch.ones_like(zero)

@@ -1,0 +1,101 @@
+"""REML on 2 Gloo ranks with sharded kernels equals single-process REML to 1e-8."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from torchgenetics.distributed.reml import reml as dist_reml
+from torchgenetics.errors import InputError
+from torchgenetics.genotypes import Genotypes
+from torchgenetics.operators import GRM
+from torchgenetics.reml import grm_stack, reml, smile_kernels
+
+DT = torch.float64
+STOCHASTIC = dict(method="stochastic", num_probes=16, slq_probes=8, lanczos_steps=20,
+                  precond_rank=20, cg_tol=1e-12, seed=3)
+
+
+def _data(n=150, m=300, seed=7):
+    rng = np.random.default_rng(seed)
+    X = rng.binomial(2, rng.uniform(0.05, 0.5, m), size=(n, m)).astype(np.float64)
+    X[rng.random((n, m)) < 0.02] = np.nan
+    Z = np.nan_to_num((X - np.nanmean(X, 0)) / np.nanstd(X, 0))
+    h = m // 2
+    y = Z[:, :h] @ rng.normal(size=h) * (0.4 / h) ** 0.5 \
+        + Z[:, h:] @ rng.normal(size=m - h) * (0.2 / (m - h)) ** 0.5 + rng.normal(size=n) * 0.6
+    C = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n)])
+    return X, y, C
+
+
+def _smile_groups(m):
+    rng = np.random.default_rng(2)
+    blocks = []
+    for start in range(0, m, 50):
+        A = rng.normal(size=(50, 50))
+        blocks.append((np.arange(start, start + 50), A @ A.T / 50 + np.eye(50)))
+    return [blocks]
+
+
+def _fits(X, y, C, distributed):
+    """Variance components of every model, fitted with or without sharding."""
+    G = Genotypes.from_array(X)
+    fit = dist_reml if distributed else reml
+    kw = dict(distributed=distributed)
+    parts = {"a": np.arange(0, 150), "b": np.arange(150, 300)}
+    out = {}
+    out["grm_exact"] = fit(y, GRM(G, **kw), C, method="exact")
+    out["grm_woodbury"] = fit(y, GRM(G, variants=np.arange(100), **kw), C, method="exact")
+    out["grm_stochastic"] = fit(y, GRM(G, **kw), C, **STOCHASTIC)
+    out["stack_exact"] = fit(y, grm_stack(G, parts, **kw), C, method="exact")
+    out["stack_stochastic"] = fit(y, grm_stack(G, parts, **kw), C, **STOCHASTIC)
+    out["smile_stochastic"] = fit(y, smile_kernels(G, _smile_groups(G.n_variants), **kw), C, **STOCHASTIC)
+    return {k: (f.variances, f.method, f.n_iter, f.loglik, f.settings.get("world_size")) for k, f in out.items()}
+
+
+def _sharded(X, y, C):
+    return _fits(X, y, C, True)
+
+
+def _different_phenotype(X, y):
+    from torchgenetics.distributed import rank
+
+    y = np.array(y)
+    y[0] += rank()  # rank 1 loaded other data
+    dist_reml(y, GRM(Genotypes.from_array(X), distributed=True), method="exact")
+
+
+def test_distributed_reml_equals_single_process(cluster):
+    X, y, C = _data()
+    ref = _fits(X, y, C, False)
+    ranks = cluster.run(_sharded, (X, y, C))
+    for key, (theta, method, n_iter, loglik, _) in ref.items():
+        for r, got in enumerate(ranks):
+            g_theta, g_method, g_iter, g_loglik, world = got[key]
+            assert (g_method, world) == (method, 2), (key, r)
+            err = float(((g_theta - theta).abs() / theta.abs().clamp_min(1e-3)).max())
+            assert err < 1e-8, f"rank {r} {key}: relative error {err:.3g} in {theta.tolist()}"
+            assert abs(g_loglik - loglik) < 1e-8 * max(abs(loglik), 1.0), (key, r)
+        # the ranks compute the same iterates: identical bits, not just close
+        assert torch.equal(ranks[0][key][0], ranks[1][key][0]) and ranks[0][key][2] == ranks[1][key][2]
+    assert ref["grm_woodbury"][1] == "exact-woodbury" and ref["stack_exact"][1] == "exact-cholesky"
+    assert ref["grm_stochastic"][1] == "stochastic"
+
+
+def test_distributed_reml_rejects_different_data(cluster):
+    X, y, _ = _data(n=40, m=30)
+    with pytest.raises(Exception, match="phenotype y differs between ranks"):
+        cluster.run(_different_phenotype, (X, y))
+
+
+def test_single_process_wrapper_is_plain_reml():
+    X, y, C = _data(n=60, m=80)
+    G = Genotypes.from_array(X)
+    a = dist_reml(y, GRM(G, distributed=True), C, method="exact")
+    b = reml(y, GRM(G), C, method="exact")
+    assert torch.equal(a.variances, b.variances) and a.settings["world_size"] == 1
+    with pytest.raises(InputError, match="different process groups"):
+        from torchgenetics.distributed.reml import _group_of
+
+        _group_of([GRM(G, distributed=True)], group=object())
