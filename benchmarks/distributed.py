@@ -357,7 +357,7 @@ def main(argv=None) -> None:
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reml-n", type=int, default=1500)
-    parser.add_argument("--reml-m", type=int, default=5000)
+    parser.add_argument("--reml-m", type=int, default=20000)
     parser.add_argument("--reml-iter", type=int, default=3, help="AI-REML iterations timed")
     parser.add_argument("--model-only", action="store_true")
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
 """torchgen REML against fastlmm and glimix-core on the same PLINK .bed, one run each.
 
-The cohort is the one of ``reml_scaling.py`` (simulated, two chromosomes of ``m / 2``
-SNPs, h2 = 0.3 + 0.2, no missing calls, intercept only); each tool reads the first n
+The cohort is the one of ``reml_scaling.py`` (16,000 simulated samples by default, so
+both scripts fit the same first n samples; two chromosomes of ``m / 2`` SNPs,
+h2 = 0.3 + 0.2, no missing calls, intercept only); each tool reads the first n
 samples from the .bed and fits REML from there, each fit in a fresh subprocess with
 the same number of BLAS/torch threads:
 
@@ -13,10 +14,13 @@ the same number of BLAS/torch threads:
   fastlmm's two-kernel fit ``FastLMM().fit(K0_train=chr1, K1_train=chr2)``
   (``h2_g = h2raw (1 - mixing)`` and ``h2raw mixing``).
 
-Printed: each h2 and time, the differences to fastlmm's h2, and the time ratios against
+Printed: each h2, wall time and CPU time (the load of other processes on this shared
+machine disturbs CPU time far less), the differences to fastlmm's h2, and the wall-time
+ratios (CPU-time ratios beside them) against
 the goals (equal h2: exact within 1e-4, stochastic within 0.02; at least as fast as
 fastlmm at n = 4,000; 4x faster at n = 8,000; two components 20x faster than fastlmm's
-two-kernel fit at n = 4,000). The load average is printed: the machine is shared.
+two-kernel fit at n = 4,000). The load average is printed and stored with every fit:
+the machine is shared. Raw results go to ``benchmarks/results/reml_peers.json``.
 
 Usage::
 
@@ -44,7 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reml_scaling import load_average, prepare_cohort, read_pheno  # noqa: E402
+from reml_scaling import RESULTS, load_average, load_values, prepare_cohort, read_pheno  # noqa: E402
 
 
 def _ids(pheno, n):
@@ -62,16 +66,18 @@ def fit_torchgen(spec) -> dict:
     torch.set_num_threads(spec["threads"])
     n, (a, b) = spec["n"], spec["components"]
     y = torch.as_tensor(read_pheno(spec["pheno"], n))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     G = read_plink(spec["bfile"]).subset(samples=np.arange(n))
     if spec["n_components"] == 1:
         K = GRM(G)
     else:
         K = grm_stack(G, {"chr1": np.arange(*a), "chr2": np.arange(*b)})
     fit = reml(y, K, method=spec["method"], seed=spec["seed"])
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "h2": fit.h2.tolist(), "h2_total": fit.h2_total, "n_iter": fit.n_iter,
-            "mc_se": fit.h2_total_mc_se, "path": fit.method}
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "h2": fit.h2.tolist(), "h2_total": fit.h2_total, "n_iter": fit.n_iter,
+            "mc_se": fit.h2_total_mc_se, "path": fit.method, "converged": fit.converged, "loglik": fit.loglik,
+            "kernel_products": fit.settings.get("kernel_products", 0),
+            "cg_iterations": fit.settings.get("cg_iterations", [])}
 
 
 def fit_fastlmm(spec) -> dict:
@@ -81,7 +87,7 @@ def fit_fastlmm(spec) -> dict:
 
     n, (a, b) = spec["n"], spec["components"]
     y = SnpData(iid=_ids(spec["pheno"], n), sid=["pheno"], val=read_pheno(spec["pheno"], n)[:, None])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     bed = Bed(spec["bfile"], count_A1=True)[:n, :]
     if spec["n_components"] == 1:
         model = FastLMM(GB_goal=spec["gb"]).fit(y=y, K0_train=bed)
@@ -90,8 +96,8 @@ def fit_fastlmm(spec) -> dict:
         model = FastLMM(GB_goal=spec["gb"]).fit(y=y, K0_train=bed[:, a[0]:a[1]], K1_train=bed[:, b[0]:b[1]])
         h2raw, mix = float(np.ravel(model.h2raw)[0]), float(model.mixer.mixing)
         h2 = [h2raw * (1 - mix), h2raw * mix]
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "h2": h2, "h2_total": float(sum(h2))}
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "h2": h2, "h2_total": float(sum(h2))}
 
 
 def fit_glimix(spec) -> dict:
@@ -102,7 +108,7 @@ def fit_glimix(spec) -> dict:
 
     n = spec["n"]
     y = read_pheno(spec["pheno"], n)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with open_bed(spec["bfile"] + ".bed", count_A1=True) as bed:
         X = bed.read(index=np.s_[:n, :], dtype="float64")
     mu, sd = np.nanmean(X, 0), np.nanstd(X, 0)
@@ -112,9 +118,9 @@ def fit_glimix(spec) -> dict:
     del X
     lmm = LMM(y, np.ones((n, 1)), economic_qs(K), restricted=True)
     lmm.fit(verbose=False)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     h2 = float(lmm.v0 / (lmm.v0 + lmm.v1))
-    return {"seconds": seconds, "h2": [h2], "h2_total": h2}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "h2": [h2], "h2_total": h2}
 
 
 TOOLS = {"torchgen": fit_torchgen, "fastlmm": fit_fastlmm, "glimix": fit_glimix}
@@ -125,11 +131,15 @@ def run(spec) -> dict:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(spec["threads"])
+    before = load_values()
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
                           text=True, env=env)
     if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed",
+                "load_before": before, "load_after": load_values()}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out.update(load_before=before, load_after=load_values())
+    return out
 
 
 def speedup(peer_seconds, ours_seconds) -> str:
@@ -152,9 +162,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--gb", type=float, default=4.0, help="fastlmm GB_goal")
     ap.add_argument("--skip", nargs="*", default=[], help="tools/paths to skip, e.g. glimix fastlmm2")
     ap.add_argument("--workdir", default="/tmp/torchgen_reml_bench")
-    ap.add_argument("--cohort-n", type=int, default=None, help="samples in the simulated cohort (default max n)")
+    ap.add_argument("--cohort-n", type=int, default=16000,
+                    help="samples in the simulated cohort (default 16000, that of reml_scaling.py); fits use its first n")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--json", default=str(RESULTS / "reml_peers.json"),
+                    help="write the raw results to this file ('' for none)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -164,6 +176,7 @@ def main(argv=None) -> dict:
 
     n_max = max([args.cohort_n or 0] + args.sizes + args.two_sizes)
     print(f"REML against peers: m = {args.m:,}, {args.threads} thread(s) per fit; start: {load_average()}")
+    load_start = load_values()
     meta = prepare_cohort(Path(args.workdir) / f"n{n_max}_m{args.m}", n_max, args.m, args.seed)
     base = {"bfile": meta["bfile"], "pheno": meta["pheno"], "threads": args.threads, "seed": args.seed,
             "components": meta["components"], "gb": args.gb}
@@ -178,7 +191,8 @@ def main(argv=None) -> dict:
             r = run({**base, "tool": tool, "method": method, "n": n, "n_components": G})
             label = f"{tool} {method}" if method else tool
             results.append({"n": n, "components": G, "tool": label, **r})
-            state = r.get("error") or f"{r['seconds']:8.1f} s  h2 {', '.join(f'{h:.6f}' for h in r['h2'])}"
+            state = r.get("error") or (f"{r['seconds']:8.1f} s (CPU {r['cpu_seconds']:7.1f} s)  "
+                                       f"h2 {', '.join(f'{h:.6f}' for h in r['h2'])}")
             print(f"  n = {n:>5,}  {G} GRM  {label:<20} {state}   [{load_average()}]", flush=True)
 
     print("\nsummary (peer time / torchgen time; h2 differences to fastlmm):")
@@ -198,15 +212,20 @@ def main(argv=None) -> dict:
                 tol = 1e-4 if label.endswith("exact") else 0.02
                 line += f" ({'meets' if diff <= tol else 'MISSES'} {tol:g})"
                 ratio = ref["seconds"] / r["seconds"]
-                line += f"; fastlmm / torchgen time = {ratio:.2f}"
+                line += (f"; fastlmm / torchgen time = {ratio:.2f} "
+                         f"(CPU time {ref['cpu_seconds'] / r['cpu_seconds']:.2f})")
                 if (n, G) in goals:
                     goal = goals[(n, G)]
                     line += f" (goal >= {goal:g}: {'met' if ratio >= goal else 'NOT met'})"
             print(line)
     print(f"end: {load_average()}")
-    out = {"m": args.m, "threads": args.threads, "results": results}
+    out = {"m": args.m, "threads": args.threads, "cohort_n": n_max, "load_start": load_start,
+           "load_end": load_values(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
+           "results": results}
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
+        print(f"raw results: {args.json}")
     return out
 
 

@@ -6,7 +6,9 @@ phenotype has h2 = 0.3 + 0.2 over the two chromosomes. For each n the first n sa
 are fitted with one GRM, from the .bed file (decode, standardize, fit), once with
 ``method="exact"`` and once with ``method="stochastic"``, each in a fresh subprocess
 (so its peak RSS is its own). The script prints, per n: both wall times and their
-ratio, both h2 (and the stochastic Monte Carlo SE), the kernel products and PCG
+ratio (and the CPU seconds of each fit, which the load of other processes on this
+shared machine disturbs far less than wall time), both h2 (and the stochastic Monte
+Carlo SE), the kernel products and PCG
 iterations, the share of the time spent in GRM products and their GFLOP/s against this
 machine's GEMM (measured in the same run: ``Z (Z^T V)`` at the fit's shape and a square
 float64/float32 GEMM); then the fitted exponent ``t ~ n^a`` of each path (over all
@@ -276,7 +278,7 @@ def worker(spec: dict) -> dict:
         warnings.simplefilter("ignore")
         reml(torch.randn(60, generator=g, dtype=torch.float64), Zw @ Zw.T / 30, method=spec["method"],
              num_probes=4, slq_probes=4, lanczos_steps=4, precond_rank=4, max_iter=1)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     G = read_plink(spec["bfile"]).subset(samples=np.arange(n))
     K = GRM(G, resident=False if spec["stream"] else None)
     out = {"n": n, "method": spec["method"], "stream": spec["stream"]}
@@ -294,10 +296,10 @@ def worker(spec: dict) -> dict:
                        max_iter=spec["max_iter"])
     except MemoryBudgetError as err:
         return {**out, "skipped": str(err)}
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     m_eff = K.m_eff
     out.update(
-        seconds=seconds, h2=fit.h2_total, h2_se=fit.h2_total_se, h2_mc_se=fit.h2_total_mc_se,
+        seconds=seconds, cpu_seconds=cpu_seconds, h2=fit.h2_total, h2_se=fit.h2_total_se, h2_mc_se=fit.h2_total_mc_se,
         loglik=fit.loglik, n_iter=fit.n_iter, converged=fit.converged, fit_method=fit.method,
         kernel_products=fit.settings.get("kernel_products", 0),
         cg_iterations=fit.settings.get("cg_iterations", []), m_eff=m_eff,
@@ -310,17 +312,21 @@ def worker(spec: dict) -> dict:
     return out
 
 
-def run_worker(spec: dict, timeout=None) -> dict:
+def run_worker(spec: dict, timeout=None, memory_budget=None) -> dict:
     """Run :func:`worker` in a fresh Python process and return its result.
 
     The worker is stopped after ``timeout`` seconds (None: no limit) and reported as
     skipped; the load average before and after the fit is stored with the result.
+    ``memory_budget`` (e.g. ``"16GiB"``) is passed as ``TORCHGEN_MEMORY_BUDGET``.
     """
     before = load_values()
+    env = dict(os.environ)
+    if memory_budget:
+        env["TORCHGEN_MEMORY_BUDGET"] = str(memory_budget)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"n": spec["n"], "method": spec["method"], "load_before": before, "load_after": load_values(),
                 "skipped": f"stopped at the time budget of {timeout:.0f} s (--time-budget)",
@@ -390,6 +396,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--probes", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads per fit (default 1)")
     ap.add_argument("--exact-max", type=int, default=None, help="skip the exact path above this n")
+    ap.add_argument("--memory-budget", default=None,
+                    help="TORCHGEN_MEMORY_BUDGET for every fit, e.g. 16GiB (default: detected, half of free memory)")
     ap.add_argument("--time-budget", type=float, default=None,
                     help="stop a fit after this many seconds and report it as skipped (default: no limit)")
     ap.add_argument("--memory-sizes", type=int, nargs="*", default=None,
@@ -425,9 +433,11 @@ def main(argv=None) -> dict:
             if method == "exact" and args.exact_max is not None and n > args.exact_max:
                 row[method] = {"skipped": f"n > --exact-max {args.exact_max}"}
                 continue
-            row[method] = run_worker({**base, "n": n, "method": method}, timeout=args.time_budget)
+            row[method] = run_worker({**base, "n": n, "method": method}, timeout=args.time_budget,
+                                     memory_budget=args.memory_budget)
             r = row[method]
-            state = r.get("skipped") or f"{r['seconds']:.1f} s, h2 {r['h2']:.4f}, {r['n_iter']} iterations"
+            state = r.get("skipped") or (f"{r['seconds']:.1f} s (CPU {r['cpu_seconds']:.1f} s), h2 {r['h2']:.4f}, "
+                                         f"{r['n_iter']} iterations")
             print(f"  n = {n:>6,} {method:<10} {state}   [{load_average()}]", flush=True)
         rows.append(row)
 
@@ -437,8 +447,8 @@ def main(argv=None) -> dict:
         print(f"\nthis machine's GEMM, {args.threads} thread(s), {load_average()}: Z (Z' V) float64 at "
               f"n = {min(sizes[-1], 4000)}, k = {args.probes + 6}: {rate:.1f} GFLOP/s; square 2048 GEMM: "
               f"float64 {peak['float64']:.1f}, float32 {peak['float32']:.1f} GFLOP/s")
-        print("\n     n | exact s | stoch s | exact/stoch | h2 exact | h2 stoch (MC SE) | |diff| | products (cols) "
-              "| CG its/solve | product GFLOP/s | time in products")
+        print("\n     n | exact s | stoch s | exact/stoch | CPU s exact | CPU s stoch | CPU exact/stoch | h2 exact "
+              "| h2 stoch (MC SE) | |diff| | products (cols) | CG its/solve | product GFLOP/s | time in products")
     for method in ("stochastic", "exact"):
         pts = [(r["n"], r[method]["seconds"]) for r in rows if "skipped" not in r[method]]
         for r in rows:
@@ -450,21 +460,26 @@ def main(argv=None) -> dict:
             if "skipped" in e else f"{e['seconds']:7.1f}"
         ss = "skipped" if "skipped" in s else f"{s['seconds']:7.1f}"
         ratio = "" if "skipped" in e or "skipped" in s else f"{e['seconds'] / s['seconds']:.2f}"
+        ce = "" if "skipped" in e else f"{e['cpu_seconds']:.1f}"
+        cs = "" if "skipped" in s else f"{s['cpu_seconds']:.1f}"
+        cratio = "" if "skipped" in e or "skipped" in s else f"{e['cpu_seconds'] / s['cpu_seconds']:.2f}"
         he = "" if "skipped" in e else f"{e['h2']:.4f}"
         if "skipped" in s:
-            print(f"{row['n']:>6} | {es:>7} | {ss:>7} | {ratio:>11} | {he:>8} |")
+            print(f"{row['n']:>6} | {es:>7} | {ss:>7} | {ratio:>11} | {ce:>11} | {cs:>11} | {cratio:>15} | {he:>8} |")
             continue
         hs = f"{s['h2']:.4f} ({s['h2_mc_se']:.4f})"
         diff = "" if "skipped" in e else f"{abs(e['h2'] - s['h2']):.4f}"
         cg = np.mean(s["cg_iterations"]) if s["cg_iterations"] else float("nan")
-        print(f"{row['n']:>6} | {es:>7} | {ss:>7} | {ratio:>11} | {he:>8} | {hs:>16} | {diff:>6} | "
+        print(f"{row['n']:>6} | {es:>7} | {ss:>7} | {ratio:>11} | {ce:>11} | {cs:>11} | {cratio:>15} | {he:>8} | "
+              f"{hs:>16} | {diff:>6} | "
               f"{s['product_calls']:>4} ({s['product_columns']:>6}) | {cg:12.1f} | {s['product_gflops']:15.1f} | "
               f"{s['product_seconds'] / s['seconds']:.0%}")
 
     if any("extrapolated_seconds" in r[m] for r in rows for m in ("exact", "stochastic")):
         print("  * not measured: the fit was stopped (see 'skipped' in the JSON); the value is the power law "
               "of the measured sizes extrapolated")
-    result = {"sizes": sizes, "m": args.m, "probes": args.probes, "threads": args.threads, "gemm_gflops": rate,
+    result = {"sizes": sizes, "m": args.m, "probes": args.probes, "threads": args.threads,
+              "memory_budget": args.memory_budget, "time_budget": args.time_budget, "gemm_gflops": rate,
               "gemm_peak_gflops": peak, "load_start": load_start, "rows": rows,
               "command": " ".join([Path(sys.executable).name, *sys.argv])}
     for method in ("stochastic", "exact"):
@@ -474,6 +489,10 @@ def main(argv=None) -> dict:
             result[f"exponent_{method}"] = a
             goal = "goal <= 1.3" if method == "stochastic" else "expected ~3 (n^2 m GRM + n^3 eigh)"
             print(f"fitted exponent, {method}: t ~ n^{a:.2f} over n = {[p[0] for p in pts]} ({goal})")
+            cpu = [(r["n"], r[method]["cpu_seconds"]) for r in rows if "skipped" not in r[method]]
+            a_cpu = fit_exponent(*zip(*cpu, strict=True))
+            result[f"exponent_{method}_cpu"] = a_cpu
+            print(f"    on CPU seconds: t ~ n^{a_cpu:.2f}")
             upper = [p for p in pts if p[0] >= 4000]
             if 2 <= len(upper) < len(pts):
                 a_up = fit_exponent(*zip(*upper, strict=True))
@@ -484,6 +503,9 @@ def main(argv=None) -> dict:
         measured, fitted = crossover([r["n"] for r in both], [r["exact"]["seconds"] for r in both],
                                      [r["stochastic"]["seconds"] for r in both])
         result["crossover_measured"], result["crossover_fitted"] = measured, fitted
+        cm, cf = crossover([r["n"] for r in both], [r["exact"]["cpu_seconds"] for r in both],
+                           [r["stochastic"]["cpu_seconds"] for r in both])
+        result["crossover_cpu_measured"], result["crossover_cpu_fitted"] = cm, cf
         print(f"crossover: first measured n with stochastic faster: {measured}; "
               f"fitted power laws cross at n ~ {fitted:,.0f}" if fitted else f"crossover: {measured}")
 
@@ -494,7 +516,8 @@ def main(argv=None) -> dict:
         print("     n | peak RSS - pre-fit RSS | n x n doubles | n x probes doubles | ratio to n x probes")
         result["memory"] = []
         for n in mem_sizes:
-            r = run_worker({**base, "n": n, "method": "stochastic", "stream": True, "max_iter": 1})
+            r = run_worker({**base, "n": n, "method": "stochastic", "stream": True, "max_iter": 1},
+                           memory_budget=args.memory_budget)
             result["memory"].append(r)
             if "skipped" in r:
                 print(f"{n:>6} | skipped: {r['skipped'][:200]}")

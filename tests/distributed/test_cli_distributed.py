@@ -100,7 +100,6 @@ def test_deepwas_train(tmp_path):
                                        "optim: {pct_start: 0.3}\n")
     args = ["deepwas", "train", "--sumstats", tmp_path / "ss.tsv", "--annotations", tmp_path / "ann.tsv",
             "--ld", tmp_path / "ld", "--config", tmp_path / "cfg.yaml", "--val-chrom", "2"]
-    torch.set_num_threads(1)
     assert main([str(a) for a in args] + ["--out", str(tmp_path / "one")]) == 0
     proc = torchrun(args + ["--out", tmp_path / "two"])
     assert proc.stdout.count("DeepWAS fit:") == 1

@@ -51,7 +51,8 @@ def _fits(X, y, C, distributed):
     out["stack_exact"] = fit(y, grm_stack(G, parts, **kw), C, method="exact")
     out["stack_stochastic"] = fit(y, grm_stack(G, parts, **kw), C, **STOCHASTIC)
     out["smile_stochastic"] = fit(y, smile_kernels(G, _smile_groups(G.n_variants), **kw), C, **STOCHASTIC)
-    return {k: (f.variances, f.method, f.n_iter, f.loglik, f.settings.get("world_size")) for k, f in out.items()}
+    return {k: (f.variances, f.method, f.n_iter, f.loglik, f.settings.get("world_size"),
+                f.settings.get("ranks_agree")) for k, f in out.items()}
 
 
 def _sharded(X, y, C):
@@ -70,10 +71,11 @@ def test_distributed_reml_equals_single_process(cluster):
     X, y, C = _data()
     ref = _fits(X, y, C, False)
     ranks = cluster.run(_sharded, (X, y, C))
-    for key, (theta, method, n_iter, loglik, _) in ref.items():
+    for key, (theta, method, n_iter, loglik, _, _) in ref.items():
         for r, got in enumerate(ranks):
-            g_theta, g_method, g_iter, g_loglik, world = got[key]
-            assert (g_method, world) == (method, 2), (key, r)
+            g_theta, g_method, g_iter, g_loglik, world, agree = got[key]
+            assert agree is True, (key, r)
+            assert (g_method, world, g_iter) == (method, 2, n_iter), (key, r)
             err = float(((g_theta - theta).abs() / theta.abs().clamp_min(1e-3)).max())
             assert err < 1e-8, f"rank {r} {key}: relative error {err:.3g} in {theta.tolist()}"
             assert abs(g_loglik - loglik) < 1e-8 * max(abs(loglik), 1.0), (key, r)

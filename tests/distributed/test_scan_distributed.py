@@ -1,4 +1,4 @@
-"""Distributed SuSiE scan: loci over 2 Gloo ranks, per-rank checkpoints, interrupted and resumed."""
+"""Distributed SuSiE / mfsusie scans: loci over 2 Gloo ranks, per-rank checkpoints, interrupted and resumed."""
 
 from __future__ import annotations
 
@@ -90,6 +90,32 @@ def test_interrupted_two_rank_scan_resumes_to_the_single_process_result(cluster,
     for r in range(2):
         part = load_scan(rank_checkpoint(prefix, r, 2))
         assert part.table["locus"].tolist() == [f"L{i}" for i in parts[r]]
+
+
+def _functional_loci():
+    """Four mfsusie loci (one functional outcome of 16 positions), signal in every other one."""
+    out = []
+    for i in range(4):
+        g = torch.Generator().manual_seed(40 + i)
+        X = torch.randn(100, 15, generator=g, dtype=torch.float64)
+        Y = torch.randn(100, 16, generator=g, dtype=torch.float64) + (i % 2) * X[:, 3:4]
+        out.append(Locus.from_data(f"F{i}", {"X": X, "Y": [Y]}))
+    return out
+
+
+def _functional_scan():
+    return distributed_scan(_functional_loci(), L=3, first_max_iter=3, chunk_size=1)
+
+
+def test_functional_loci_scan_on_two_ranks(cluster):
+    reference = scan(_functional_loci(), L=3, first_max_iter=3, chunk_size=1)
+    merged, other = cluster.run(_functional_scan)
+    assert other is None
+    pd.testing.assert_frame_equal(merged.table, reference.table)
+    assert set(merged.table["kind"]) == {"functional"} and merged.table["n_cs"].sum() >= 1
+    assert list(merged.fits) == list(reference.fits)
+    for name, fit in merged.fits.items():
+        assert torch.equal(fit.alpha, reference.fits[name].alpha)
 
 
 def test_single_process_call_is_the_plain_scan(tmp_path, reference):

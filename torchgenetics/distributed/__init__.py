@@ -82,7 +82,7 @@ __all__ = [
     "RankError",
 ]
 
-_LAZY = ("reml", "gwas")
+_LAZY = ("reml", "gwas", "scan", "training")
 
 
 def __getattr__(name):

@@ -15,6 +15,8 @@ ranks (so "auto" choices agree) and shows progress on rank 0 only.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 
@@ -22,7 +24,7 @@ from ..errors import InputError
 from ..reml import REMLFit
 from ..reml import reml as _reml
 from ..reml.kernelset import as_kernel_set
-from .context import agreed_budget, check_same, is_main, world_size
+from .context import agreed_budget, all_gather_objects, check_same, digest, is_main, world_size
 
 __all__ = ["reml", "sharded_kernels"]
 
@@ -95,8 +97,9 @@ def reml(y, kernels, covariates=None, *, group=None, names=None, dtype=None, dev
     Returns
     -------
     REMLFit
-        The same fit on every rank; ``settings`` gains ``world_size`` and
-        ``sharded_kernels`` (how many kernels were sharded).
+        The same fit on every rank; ``settings`` gains ``world_size``,
+        ``sharded_kernels`` (how many kernels were sharded) and ``ranks_agree``
+        (every rank ended with the same bits; a RuntimeWarning when not).
 
     Raises
     ------
@@ -127,4 +130,16 @@ def reml(y, kernels, covariates=None, *, group=None, names=None, dtype=None, dev
                     **options)
     fit.settings["world_size"] = world_size(group)
     fit.settings["sharded_kernels"] = len(sharded)
+    fit.settings["ranks_agree"] = _ranks_agree(fit, group)
     return fit
+
+
+def _ranks_agree(fit, group) -> bool:
+    """Whether every rank ended with the same bits (warns when not)."""
+    prints = all_gather_objects(digest([fit.variances, fit.n_iter]), group)
+    if all(p == prints[0] for p in prints):
+        return True
+    warnings.warn("the ranks ended the REML fit with different variance components (in the last "
+                  "bits at least): they did not compute identically; run every rank with the same "
+                  "software, thread count and device type", RuntimeWarning, stacklevel=3)
+    return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import torch.distributed
 
 from torchgenetics.errors import TorchgenError
 from torchgenetics.susie.loci import as_loci
@@ -164,5 +165,7 @@ def distributed_scan(loci, L: int = 10, *, checkpoint=None, assignment: str = "b
     if failed:
         raise RankFailedError("; ".join(f"rank {r} failed: {msg}" for r, msg in failed)
                               + "; run the same command again to resume from the checkpoints")
-    parts = gather_objects((mine, result), dst=0, group=group)
+    # gather_objects takes the global rank of the receiver: the group's rank 0
+    dst = 0 if group is None or world == 1 else torch.distributed.get_global_rank(group, 0)
+    parts = gather_objects((mine, result), dst=dst, group=group)
     return None if parts is None else _merge(parts, loci)

@@ -216,8 +216,9 @@ def standardized_columns(genotypes, positions, device=None, dtype=torch.float64)
 class Shard:
     """How an operator's variants are split over the ranks of a process group.
 
-    Each rank holds a contiguous, balanced share of the operator's (sorted,
-    polymorphic) variants; products are local sums ``sum_{j in share} z_j (z_j' V)``
+    Each rank holds a contiguous, balanced share of the operator's (sorted)
+    variants and reads nothing else, not even for the per-variant statistics
+    (:meth:`share_view`); products are local sums ``sum_{j in share} z_j (z_j' V)``
     added up over the ranks with one ``all_reduce``. Without a process group (or
     with ``distributed=False``) the share is everything and the reduction a no-op.
 
@@ -266,6 +267,26 @@ class Shard:
         if keep.size == 0:
             return slice(0, 0)
         return slice(int(keep[0]), int(keep[-1]) + 1)
+
+    def share_view(self, genotypes, positions):
+        """This rank's share of sorted variant ``positions`` as a lazy Genotypes view.
+
+        The view computes its statistics (polymorphism, means, variances) over the
+        share only, so no rank decodes the other ranks' variants.
+
+        Returns
+        -------
+        view : Genotypes
+        share : numpy.ndarray
+            Positions in ``genotypes`` of the view's variants (view position i is
+            ``share[i]``).
+        """
+        share = np.asarray(positions, dtype=np.int64)[self.take(len(positions))]
+        return genotypes.subset(variants=share), share
+
+    def gather(self, obj) -> list:
+        """Every rank's picklable ``obj``, in rank order (``[obj]`` when not sharded)."""
+        return dist_context.all_gather_objects(obj, self.group) if self.active else [obj]
 
     def reduce(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over the ranks in place (no-op when not sharded); returns it."""

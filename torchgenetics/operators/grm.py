@@ -70,6 +70,7 @@ class _BlockSource:
                  shard=None):
         self.genotypes = genotypes
         self.shard = Shard() if shard is None else shard
+        self.share = None  # positions in the user's genotypes of a sharded view's variants
         self.index = np.asarray(index, dtype=np.int64)
         self.device, self.dtype = device, dtype
         self.n = int(genotypes.n_samples)
@@ -157,12 +158,17 @@ class _KernelState:
     stack : GRMStack, optional
         The stack this kernel is a component of, and its component number.
     all_members : numpy.ndarray, optional
-        Every rank's members together (default ``members``); ``m_eff`` is their count.
+        Every rank's members together, as positions in ``parent`` (default
+        ``members``); ``m_eff`` is their count.
+    parent : Genotypes, optional
+        The user's genotypes when ``source.genotypes`` is this rank's view of its
+        share (default ``source.genotypes``).
     """
 
     def __init__(self, source, members, variants, n_requested, stack=None, component=None,
-                 all_members=None):
+                 all_members=None, parent=None):
         self.source = source
+        self.parent = source.genotypes if parent is None else parent
         self.members = np.asarray(members, dtype=np.int64)
         self.all_members = self.members if all_members is None else np.asarray(all_members, dtype=np.int64)
         self.variants = variants
@@ -215,7 +221,7 @@ class _KernelState:
             if self.stack is not None:
                 self._diag = self.stack.diagonals()[self.component]
             elif src.shard.active:
-                # this rank's polymorphic share; a copy, as the genotypes cache the norms
+                # this rank's members (view positions); a copy, as the genotypes cache the norms
                 sq = src.genotypes.sample_sq_norms(variants=self.members, device=src.device,
                                                    dtype=src.dtype).clone()
                 self._diag = src.shard.reduce(sq) / self.m_eff
@@ -235,6 +241,31 @@ class _KernelState:
                 out.addmm_(z, z.T)
             self._dense = src.shard.reduce(out).div_(self.m_eff)
         return self._dense
+
+
+def _check_members(m_eff: int, n_req: int) -> None:
+    if m_eff == 0:
+        raise InputError(
+            f"GRM: none of the {n_req} requested variants is polymorphic; "
+            "a relationship matrix needs at least one"
+        )
+
+
+def _sharded_state(genotypes, requested, n_req, shard, device, dtype, resident, block_size):
+    """State of a GRM whose variants are split over the ranks (a collective: every rank calls it).
+
+    Each rank takes a contiguous share of the sorted requested variants as a view
+    (statistics over the share only), keeps its polymorphic ones, and learns the
+    others' from one all-gather of positions.
+    """
+    wanted = np.arange(genotypes.n_variants, dtype=np.int64) if requested is None else np.sort(requested)
+    view, share = shard.share_view(genotypes, wanted)
+    local = np.asarray(view.polymorphic_index(), dtype=np.int64)  # view positions, sorted
+    members = np.concatenate(shard.gather(share[local]))
+    _check_members(members.size, n_req)
+    source = _BlockSource(view, local, device, dtype, resident, block_size, shard)
+    source.share = share
+    return _KernelState(source, local, requested, n_req, all_members=members, parent=genotypes)
 
 
 class _KernelMatmul(Function):
@@ -324,17 +355,16 @@ class GRM(SymmetricOperator):
             device, dtype = resolve(device, dtype)
             m = genotypes.n_variants
             requested = None if variants is None else as_positions(variants, m, "GRM variants")
-            members = np.sort(np.asarray(genotypes.polymorphic_index(requested), dtype=np.int64))
             n_req = m if requested is None else requested.size
-            if members.size == 0:
-                raise InputError(
-                    f"GRM: none of the {n_req} requested variants is polymorphic; "
-                    "a relationship matrix needs at least one"
-                )
             shard = Shard(distributed, group)
-            local = members[shard.take(members.size)]
-            source = _BlockSource(genotypes, local, device, dtype, resident, block_size, shard)
-            _state = _KernelState(source, local, requested, n_req, all_members=members)
+            if shard.active:
+                _state = _sharded_state(genotypes, requested, n_req, shard, device, dtype,
+                                        resident, block_size)
+            else:
+                members = np.sort(np.asarray(genotypes.polymorphic_index(requested), dtype=np.int64))
+                _check_members(members.size, n_req)
+                source = _BlockSource(genotypes, members, device, dtype, resident, block_size)
+                _state = _KernelState(source, members, requested, n_req)
         super().__init__(_state=_state)
         self._state = _state
 
@@ -364,8 +394,9 @@ class GRM(SymmetricOperator):
 
     @property
     def local_variant_index(self) -> np.ndarray:
-        """Positions of the variants this rank streams (all of them when not sharded)."""
-        return self._state.members
+        """Positions (in the Genotypes) of the variants this rank streams (all when not sharded)."""
+        s = self._state
+        return s.members if s.source.share is None else s.source.share[s.members]
 
     @property
     def distributed(self) -> bool:
@@ -379,8 +410,8 @@ class GRM(SymmetricOperator):
 
     @property
     def genotypes(self):
-        """The genotype source."""
-        return self._state.source.genotypes
+        """The genotype source (the whole of it, also when sharded)."""
+        return self._state.parent
 
     @property
     def resident(self):

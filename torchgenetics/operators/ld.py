@@ -16,6 +16,7 @@ a floor) fixes it, block by block. Both save to and load from HDF5.
 from __future__ import annotations
 
 import os
+import weakref
 
 import h5py
 import numpy as np
@@ -399,6 +400,89 @@ class BlockLD(SymmetricOperator):
         return op
 
 
+# Torch banded products work on row chunks of about this many (row, column, band) entries.
+_UNFOLD_CHUNK = 2**22
+# Column-major copies of bands for BLAS, by id of the bands tensor (dropped with it).
+_FORTRAN: dict = {}
+
+
+def _blas_band_ok(bands: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether BLAS ``?sbmv`` can do the product (CPU, float32/64, bands without gradient;
+    a gradient for x is the same product, see :class:`_BandProduct`)."""
+    return (bands.device.type == "cpu" and x.device.type == "cpu" and bands.dtype == x.dtype
+            and bands.dtype in (torch.float32, torch.float64) and not bands.requires_grad)
+
+
+class _BandProduct(torch.autograd.Function):
+    """``R @ x`` by BLAS; R is symmetric, so the gradient for x is ``R @ grad``."""
+
+    @staticmethod
+    def forward(ctx, bands, x):
+        ctx.save_for_backward(bands)
+        return _sbmv(_fortran_bands(bands), x.detach())
+
+    @staticmethod
+    def backward(ctx, grad):
+        (bands,) = ctx.saved_tensors
+        return None, _sbmv(_fortran_bands(bands), grad.contiguous())
+
+
+def _fortran_bands(bands: torch.Tensor) -> np.ndarray:
+    """The bands in LAPACK's column-major layout, made once per bands tensor (operators
+    are rebuilt from their tensors for every product, so the copy is kept beside them)."""
+    key = id(bands)
+    hit = _FORTRAN.get(key)
+    if hit is not None and hit[0] == bands._version and hit[1] == bands.data_ptr():
+        return hit[2]
+    if hit is None:
+        weakref.finalize(bands, _FORTRAN.pop, key, None)
+    arr = np.asfortranarray(bands.detach().numpy())
+    _FORTRAN[key] = (bands._version, bands.data_ptr(), arr)
+    return arr
+
+
+def _sbmv(a: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    """``R @ x`` by BLAS ``?sbmv``: ``bands[d, i] = R[i + d, i]`` is LAPACK's lower band
+    storage (``a``: the bands in column-major order), so each column of x is one BLAS
+    call over the whole band."""
+    from scipy.linalg import blas
+
+    sbmv = blas.dsbmv if a.dtype == np.float64 else blas.ssbmv
+    k = a.shape[0] - 1
+    xn = x.detach().numpy()
+    out = np.empty(xn.shape, dtype=xn.dtype)
+    for j in range(xn.shape[1]):
+        out[:, j] = sbmv(k, 1.0, a, np.ascontiguousarray(xn[:, j]), lower=1)
+    return torch.from_numpy(out)
+
+
+def _band_unfold(bands: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``R @ x`` in torch without a loop over the band (any device, differentiable).
+
+    ``R x = U x + U^T x - diag(R) x`` with U the upper band: ``(U x)_i = sum_d
+    bands[d, i] x[i + d]`` and ``(U^T x)_j = sum_d bands[d, j - d] x[j - d]``. Both are
+    products of a band array with a sliding window of x (``unfold``); the shifted
+    bands ``bands[d, j - d]`` are a strided view of the left-padded bands. Rows are
+    processed in chunks of bounded size.
+    """
+    w = bands.shape[0] - 1
+    m, k = x.shape
+    pad = torch.nn.functional.pad
+    ahead = pad(x.T, (0, w)).T.unfold(0, w + 1, 1)        # [i, :, d] = x[i + d]
+    behind = pad(x.T, (w, 0)).T.unfold(0, w + 1, 1)       # [j, :, t] = x[j - w + t]
+    left = pad(bands, (w, 0)).contiguous()                # (w + 1, m + w)
+    shifted = left.as_strided((w + 1, m), (left.stride(0) - 1, 1), left.storage_offset() + w)
+    shifted = shifted.flip(0)                             # [t, j] = bands[w - t, j - w + t]
+    step = max(1, _UNFOLD_CHUNK // max(1, k * (w + 1)))
+    parts = []
+    for a in range(0, m, step):
+        sl = slice(a, a + step)
+        parts.append(torch.einsum("di,ikd->ik", bands[:, sl], ahead[sl])
+                     + torch.einsum("tj,jkt->jk", shifted[:, sl], behind[sl]))
+    out = torch.cat(parts) if len(parts) > 1 else parts[0]
+    return out - bands[0].unsqueeze(-1) * x
+
+
 def _band_mask(m, window, unit, coords=None, chrom=None):
     """Bandwidth ``w`` and the (w + 1, m) mask of kept upper-diagonal entries."""
     if unit not in ("snp", "bp", "cm"):
@@ -494,13 +578,11 @@ class BandedLD(SymmetricOperator):
 
     def _matmul(self, rhs):
         x, restore = flatten_rhs(rhs, self._m)
-        b, m = self.bands, self._m
-        out = b[0].unsqueeze(-1) * x
-        for d in range(1, self.bandwidth + 1):
-            coef = b[d, : m - d].unsqueeze(-1)
-            out[: m - d] += coef * x[d:]
-            out[d:] += coef * x[: m - d]
-        return restore(out)
+        if _blas_band_ok(self.bands, x):
+            if x.requires_grad:
+                return restore(_BandProduct.apply(self.bands, x))
+            return restore(_sbmv(_fortran_bands(self.bands), x))
+        return restore(_band_unfold(self.bands, x))
 
     def _diagonal(self):
         return self.bands[0]

@@ -134,35 +134,54 @@ class GRMStack:
         if len(names) != len(sets):
             raise ComponentSpecError(f"{len(names)} names for {len(sets)} components")
         m = genotypes.n_variants
-        members, requested = [], []
+        requested = []
         for name, s in zip(names, sets, strict=True):
             try:
-                pos = as_positions(s, m, f"component {name!r}")
+                requested.append(as_positions(s, m, f"component {name!r}"))
             except InputError as err:
                 raise ComponentSpecError(str(err)) from None
-            poly = np.sort(np.asarray(genotypes.polymorphic_index(pos), dtype=np.int64))
+        shard = Shard(distributed, group)
+        source, mine, members = self._split(genotypes, requested, shard)
+        for name, pos, poly in zip(names, requested, members, strict=True):
             if poly.size == 0:
                 raise ComponentSpecError(
                     f"component {name!r}: none of its {pos.size} variants is polymorphic"
                 )
-            requested.append(pos)
-            members.append(poly)
         self.names = names
         self.m_eff = [int(p.size) for p in members]
-        union = np.unique(np.concatenate(members))
-        shard = Shard(distributed, group)
-        local = union[shard.take(union.size)]
-        self._source = _BlockSource(genotypes, local, device, dtype, resident, block_size, shard)
-        # this rank's members of each component (sorted), within its share of the union
-        mine = [p[(p >= local[0]) & (p <= local[-1])] if local.size else p[:0] for p in members]
+        self._source = _BlockSource(source[0], source[1], device, dtype, resident, block_size, shard)
+        self._source.share = source[2]
         self._states = [_KernelState(self._source, q, r, r.size, stack=self, component=g,
-                                     all_members=p)
+                                     all_members=p, parent=genotypes)
                         for g, (q, p, r) in enumerate(zip(mine, members, requested, strict=True))]
         self._members = mine
         self._m = torch.tensor(self.m_eff, dtype=dtype, device=device)
         self._plans = {}
         self._diags = None
         self._components = None
+
+    @staticmethod
+    def _split(genotypes, requested, shard):
+        """Where blocks come from and which variants each component has.
+
+        Returns ``(genotypes, union, share)`` for the block source, this rank's
+        sorted members of each component (positions in the source's genotypes) and
+        every rank's members of each component (positions in ``genotypes``). When
+        sharded, the source is this rank's view of its share of the requested
+        union (statistics over the share only) and the members come from one
+        all-gather; ``share`` maps view positions to ``genotypes`` (None otherwise).
+        """
+        if not shard.active:
+            members = [np.sort(np.asarray(genotypes.polymorphic_index(pos), dtype=np.int64))
+                       for pos in requested]
+            return (genotypes, np.unique(np.concatenate(members)), None), members, members
+        view, share = shard.share_view(genotypes, np.unique(np.concatenate(requested)))
+        local = np.asarray(view.polymorphic_index(), dtype=np.int64)  # view positions, sorted
+        poly = share[local]
+        mine = [np.searchsorted(share, np.intersect1d(pos, poly)) for pos in requested]
+        gathered = shard.gather([share[q] for q in mine])
+        members = [np.concatenate([part[g] for part in gathered]) for g in range(len(requested))]
+        return (view, local, share), mine, members
 
     # -- properties -------------------------------------------------------------------
     @property

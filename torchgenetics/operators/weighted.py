@@ -34,18 +34,18 @@ __all__ = ["WeightedBlockGRM"]
 class _WeightedState:
     """Blocks, scale and caches of one WeightedBlockGRM, shared by its rebuilds.
 
-    ``positions``/``weights`` are this rank's blocks when sharded (``shard``);
-    ``n_blocks`` counts the blocks of every rank.
+    When sharded (``shard``), ``genotypes`` is this rank's view of its blocks'
+    variants, ``positions``/``weights`` are its blocks, and ``n_blocks`` /
+    ``n_monomorphic`` count those of every rank.
     """
 
     def __init__(self, genotypes, positions, weights, device, dtype, resident, n_monomorphic,
-                 shard=None):
+                 shard=None, n_blocks=None):
         self.genotypes = genotypes
         self.shard = Shard() if shard is None else shard
-        self.n_blocks = len(positions)
-        own = self.shard.owner_slices([p.size for p in positions])
-        self.positions = positions[own]  # per block: polymorphic positions (W row order)
-        self.weights = weights[own]  # per block: W restricted to those positions
+        self.n_blocks = len(positions) if n_blocks is None else int(n_blocks)
+        self.positions = positions  # per block: polymorphic positions (W row order)
+        self.weights = weights  # per block: W restricted to those positions
         self.n = int(genotypes.n_samples)
         self.device, self.dtype = device, dtype
         self.resident = resident
@@ -175,25 +175,37 @@ class WeightedBlockGRM(SymmetricOperator):
             if not blocks:
                 raise InputError("WeightedBlockGRM needs at least one (variants, W) block")
             m = genotypes.n_variants
-            positions, weights, n_mono = [], [], 0
+            checked = []
             for i, item in enumerate(blocks):
                 try:
                     idx, w = item
                 except (TypeError, ValueError):
                     raise InputError(f"W block {i}: expected a (variant_indices, W) pair") from None
                 pos = as_positions(idx, m, f"W block {i} variants")
-                w = check_symmetric_block(w, i, "W block", size=pos.size, dtype=dtype).to(device)
-                poly = set(np.asarray(genotypes.polymorphic_index(pos), dtype=np.int64).tolist())
+                checked.append((pos, check_symmetric_block(w, i, "W block", size=pos.size, dtype=dtype)))
+            shard = Shard(distributed, group)
+            source = genotypes
+            if shard.active:
+                # whole blocks per rank, read through a view of their variants only
+                checked = checked[shard.owner_slices([p.size for p, _ in checked])]
+                union = np.unique(np.concatenate([p for p, _ in checked])) if checked else \
+                    np.zeros(0, dtype=np.int64)
+                source = genotypes.subset(variants=union)
+                checked = [(np.searchsorted(union, p), w) for p, w in checked]
+            positions, weights, n_mono = [], [], 0
+            for pos, w in checked:
+                poly = set(np.asarray(source.polymorphic_index(pos), dtype=np.int64).tolist())
                 keep = np.array([p in poly for p in pos.tolist()], dtype=bool)
                 n_mono += int((~keep).sum())
                 if keep.any():
-                    k = torch.as_tensor(np.flatnonzero(keep), device=device)
+                    k = torch.as_tensor(np.flatnonzero(keep))
                     positions.append(pos[keep])
-                    weights.append(w.index_select(0, k).index_select(1, k).contiguous())
-            if not positions:
+                    weights.append(w.index_select(0, k).index_select(1, k).contiguous().to(device))
+            counts = np.sum(shard.gather((len(positions), n_mono)), axis=0)
+            if counts[0] == 0:
                 raise InputError("WeightedBlockGRM: no block has a polymorphic variant")
-            _state = _WeightedState(genotypes, positions, weights, device, dtype, resident, n_mono,
-                                    Shard(distributed, group))
+            _state = _WeightedState(source, positions, weights, device, dtype, resident,
+                                    int(counts[1]), shard, int(counts[0]))
         super().__init__(_state=_state)
         self._state = _state
 

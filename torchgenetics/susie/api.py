@@ -17,7 +17,14 @@ import torch
 from linear_operator.operators import LinearOperator
 
 from ..errors import InputError
-from .data import IndividualData, SuffStatData, all_finite, check_symmetric, operator_diagonal
+from .data import (
+    IndividualData,
+    SuffStatData,
+    all_finite,
+    check_symmetric,
+    column_moments,
+    operator_diagonal,
+)
 from .fit import SusieFit
 from .ibss import IBSSSettings, ibss, initial_state, trim_null_effects
 from .ser import PRIOR_OPTIMIZERS, log_prior_weights
@@ -456,7 +463,8 @@ def _prepare_individual(X, y, *, L, scaled_prior_variance, residual_variance, pr
         y = y[:, 0]
     if y.dim() != 1 or y.shape[0] != X.shape[0]:
         raise InputError(f"y must be a vector of length n = {X.shape[0]}, got shape {tuple(y.shape)}")
-    if not all_finite(X):
+    moments = column_moments(X)  # finite moments prove a finite X (one pass fewer)
+    if not (all_finite(moments[0]) and all_finite(moments[1])) and not all_finite(X):
         raise InputError(f"X contains NaN or infinite values (first at row, column {_first_bad(X)}); "
                          "impute or drop them before fine-mapping")
     if not all_finite(y):
@@ -473,7 +481,7 @@ def _prepare_individual(X, y, *, L, scaled_prior_variance, residual_variance, pr
     _check_options(o, p, standardize)
     pi = _prior_weights(prior_weights, null_weight, p, dtype, device)
     data = IndividualData(X, y, standardize=standardize, intercept=intercept,
-                          null_column=null_weight > 0)
+                          null_column=null_weight > 0, moments=moments)
 
     def intercept_fn(state):
         if not intercept:

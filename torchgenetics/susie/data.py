@@ -129,9 +129,14 @@ def column_moments(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean = X.mean(dim=0)
         return mean, (X.std(dim=0) if n > 1 else torch.zeros_like(mean))
     ones = np.ones(n, dtype=a.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _numpy_moments(a, ones, n, p, X.dtype)
+
+
+def _numpy_moments(a: np.ndarray, ones: np.ndarray, n: int, p: int, dtype):
     mean = (ones @ a) / n
     if n < 2:
-        return torch.from_numpy(mean), torch.zeros(p, dtype=X.dtype)
+        return torch.from_numpy(mean), torch.zeros(p, dtype=dtype)
     rows = min(n, max(16, _STATS_BLOCK_BYTES // max(1, p * a.itemsize)))
     buf = np.empty((rows, p), dtype=a.dtype)
     ss = np.zeros(p, dtype=a.dtype)
@@ -173,6 +178,13 @@ class _Backend:
         """Length of the fitted-value vector (n for individual data, p otherwise)."""
         return self.p
 
+    def data_bytes(self) -> int:
+        """Bytes of data an effect update streams (X, or a dense X'X / R; 0 for operators)."""
+        data = getattr(self, "X", None)
+        if data is None:
+            data = getattr(self, "R", None)
+        return data.numel() * data.element_size() if torch.is_tensor(data) else 0
+
     def eloglik(self, er2: float, sigma2: float) -> float:
         """Expected log-likelihood ``-n/2 log(2 pi sigma2) - ER2 / (2 sigma2)``."""
         return -0.5 * self.n * math.log(2.0 * math.pi * sigma2) - er2 / (2.0 * sigma2)
@@ -202,6 +214,8 @@ class IndividualData(_Backend):
         As in susieR.
     null_column : bool
         Add the virtual null variable.
+    moments : tuple of torch.Tensor, optional
+        ``column_moments(X)`` when already computed.
 
     Examples
     --------
@@ -214,13 +228,14 @@ class IndividualData(_Backend):
     kind = "individual"
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, standardize: bool = True,
-                 intercept: bool = True, null_column: bool = False):
+                 intercept: bool = True, null_column: bool = False, moments=None):
         n, p = X.shape
         self.X, self.n, self.p_data, self.null_column = X, n, p, null_column
         self.mean_y = float(y.mean()) if intercept else 0.0
         self.y = y - self.mean_y if intercept else y
-        col_mean, col_sd = column_moments(X)
+        col_mean, col_sd = column_moments(X) if moments is None else moments
         col_mean, col_sd = col_mean.to(X.device), col_sd.to(X.device)
+        self.col_mean, self.col_sd = col_mean, col_sd
         self.cm = col_mean if intercept else torch.zeros_like(col_mean)
         csd = col_sd.clone() if standardize else torch.ones_like(col_sd)
         csd[csd == 0] = 1.0
@@ -322,12 +337,23 @@ class IndividualData(_Backend):
         return float(resid @ resid - (effect_fits * effect_fits).sum() + (postb2 @ self.d).sum())
 
     def correlations(self, idx: torch.Tensor) -> torch.Tensor:
-        """Pearson correlations among the columns ``idx`` of X (NaN for constant columns)."""
+        """Pearson correlations among the columns ``idx`` of X (NaN for constant columns).
+
+        On CPU from the gathered columns' Gram matrix and the known column means and
+        sds, ``(C^T C - n m m^T) / ((n - 1) s s^T)``, when no column's mean exceeds
+        1000 of its sds (cancellation stays below 1e-10); otherwise, and off the CPU,
+        from explicitly centred columns.
+        """
         X = engine_array(self.X)
         if isinstance(X, np.ndarray):  # numpy gathers columns of a row-major X far faster
             cols = X[:, idx.cpu().numpy()]
-            cols = cols - cols.mean(axis=0)
+            m = self.col_mean.numpy()[idx.cpu().numpy()]
+            sd = self.col_sd.numpy()[idx.cpu().numpy()]
             with np.errstate(invalid="ignore", divide="ignore"):
+                if bool((sd > 0).all()) and float(np.max(np.abs(m) / sd)) <= 1e3:
+                    cov = (cols.T @ cols - self.n * np.outer(m, m)) / (self.n - 1)
+                    return torch.from_numpy(cov / np.outer(sd, sd))
+                cols = cols - cols.mean(axis=0)
                 cols = cols / np.sqrt((cols * cols).sum(axis=0))
             return torch.from_numpy(cols.T @ cols)
         cols = self.X[:, idx]

@@ -68,8 +68,9 @@ _SUBSET_EVAL = 0.6
 _NEWTON_TOL = 1e-7
 _NEWTON_MAX_EVAL = 80
 _NEWTON_MAX_STEP = 2.0
-# Batches of at least this many rows run their Brent searches in lock step.
-_LOCK_STEP_MIN_ROWS = 4
+# Batches of at least this many numpy rows run their Brent searches in lock step (below it,
+# scalar Python steps at ~3 us are cheaper than ~45 small array operations per step).
+_LOCK_STEP_MIN_ROWS = 128
 # Rows whose 1/shat^2 agree to this relative tolerance use the one-s fast evaluation.
 _CONST_S_RTOL = 1e-12
 # Use numpy for the arithmetic of CPU tensors (tests switch it off to exercise torch).
@@ -590,19 +591,40 @@ def newton_maximize_batch(derivatives: Callable, starts, lower: float, upper: fl
 
 # ---- Brent's method (susieR's optimiser) ------------------------------------------------
 
-def _brent_steps(lower: float, upper: float, xatol: float, max_eval: int):
-    """Brent's bounded minimisation as a generator: yields each trial point, receives
-    its function value (``send``), and returns the minimiser (``StopIteration.value``).
+def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
+                   xatol: float = 1e-8, max_eval: int = 500) -> float:
+    """Minimise a scalar function on ``[lower, upper]`` by Brent's method.
 
-    Driving it one point at a time is :func:`brent_minimize`; driving many in lock
-    step, one batched evaluation per step, is :func:`brent_minimize_batch`. Both take
-    exactly the same steps for the same function values.
+    Golden-section steps with parabolic interpolation (Brent 1973, the algorithm of
+    R's ``optimize`` and SciPy's bounded ``minimize_scalar``, step for step).
+    :func:`brent_minimize_batch` runs the same steps for many functions at once.
+
+    Parameters
+    ----------
+    f : callable
+        Function of one float returning a float.
+    lower, upper : float
+        Search interval.
+    xatol : float
+        Absolute tolerance on the minimiser.
+    max_eval : int
+        Maximum number of function evaluations.
+
+    Returns
+    -------
+    float
+        The approximate minimiser.
+
+    Examples
+    --------
+    >>> round(brent_minimize(lambda x: (x - 1.5) ** 2, -10.0, 10.0), 6)
+    1.5
     """
     golden = 0.5 * (3.0 - math.sqrt(5.0))
     sqrt_eps = math.sqrt(2.2e-16)
     a, b = lower, upper
     x = w = v = a + golden * (b - a)
-    fx = fw = fv = yield x
+    fx = fw = fv = f(x)
     step = prev_step = 0.0
     n_eval = 1
     mid = 0.5 * (a + b)
@@ -629,9 +651,8 @@ def _brent_steps(lower: float, upper: float, xatol: float, max_eval: int):
         if use_golden:
             prev_step = (a - x) if x >= mid else (b - x)
             step = golden * prev_step
-        sign = 1.0 if step >= 0 else -1.0
-        u = x + sign * max(abs(step), tol1)
-        fu = yield u
+        u = x + (1.0 if step >= 0 else -1.0) * max(abs(step), tol1)
+        fu = f(u)
         n_eval += 1
         if fu <= fx:
             if u >= x:
@@ -656,51 +677,15 @@ def _brent_steps(lower: float, upper: float, xatol: float, max_eval: int):
     return x
 
 
-def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
-                   xatol: float = 1e-8, max_eval: int = 500) -> float:
-    """Minimise a scalar function on ``[lower, upper]`` by Brent's method.
-
-    Golden-section steps with parabolic interpolation (Brent 1973, the algorithm of
-    R's ``optimize`` and SciPy's bounded ``minimize_scalar``).
-
-    Parameters
-    ----------
-    f : callable
-        Function of one float returning a float.
-    lower, upper : float
-        Search interval.
-    xatol : float
-        Absolute tolerance on the minimiser.
-    max_eval : int
-        Maximum number of function evaluations.
-
-    Returns
-    -------
-    float
-        The approximate minimiser.
-
-    Examples
-    --------
-    >>> round(brent_minimize(lambda x: (x - 1.5) ** 2, -10.0, 10.0), 6)
-    1.5
-    """
-    search = _brent_steps(lower, upper, xatol, max_eval)
-    x = next(search)
-    try:
-        while True:
-            x = search.send(f(x))
-    except StopIteration as done:
-        return done.value
-
-
 def brent_minimize_batch(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lower: float,
                          upper: float, size: int, xatol: float = 1e-8,
                          max_eval: int = 500) -> np.ndarray:
     """Run ``size`` Brent minimisations on ``[lower, upper]`` in lock step.
 
-    Row i takes exactly the steps :func:`brent_minimize` takes on ``f_i`` (the same
-    search code, fed row i's values); rows whose search has ended drop out while
-    the others continue, so every row ends where its scalar search would.
+    Row i takes exactly the steps :func:`brent_minimize` takes on ``f_i`` (its step
+    logic as array operations, see :func:`_brent_lock_step`); rows whose search has
+    ended drop out while the others continue, so every row ends where its scalar
+    search would.
 
     Parameters
     ----------
@@ -734,7 +719,7 @@ def _brent_lock_step(f: Callable, lower: float, upper: float, size: int, xatol: 
                      max_eval: int = 500) -> tuple[np.ndarray, np.ndarray]:
     """Brent's method for ``size`` rows at once, on numpy arrays of per-row search state.
 
-    Every row's state is updated by the operations :func:`_brent_steps` applies to
+    Every row's state is updated by the operations :func:`brent_minimize` applies to
     it (IEEE ``+ - * /``, ``abs``, comparisons; branches become masks), so row i
     visits exactly the points of its scalar search, without per-row Python work.
     Only rows still searching are evaluated. Returns the minimisers and their values.
@@ -825,12 +810,13 @@ def _brent_log_v(objective: _Objective) -> list:
     """susieR's Brent search for the maximiser of the log-likelihood over log V, per row:
     ``(log V, l(log V))`` pairs.
 
-    A few rows search one at a time (scalar Python steps are cheapest); more run in
-    lock step (:func:`_brent_lock_step`: the step logic as array operations and one
-    batched evaluation per step). Either way a row takes the same steps.
+    Up to ``_LOCK_STEP_MIN_ROWS`` numpy rows search one at a time (scalar Python steps
+    are cheapest); more rows, and torch rows, run in lock step
+    (:func:`_brent_lock_step`: the step logic as array operations and one batched
+    evaluation per step). Either way a row takes the same steps.
     """
     size = objective.rows.B
-    if size < _LOCK_STEP_MIN_ROWS:
+    if size == 1 or (size < _LOCK_STEP_MIN_ROWS and _np(objective.z2)):
         return [_brent_row(objective, r) for r in range(size)]
 
     def neg(points: np.ndarray, rows: np.ndarray) -> np.ndarray:
