@@ -1,22 +1,32 @@
 """SuSiE: torchgen against pysusie (a Python port of susieR), single loci, scans and banded RSS.
 
-One run of each, side by side, with the ratios and the accuracy beside the times:
+One run of each, side by side, with the ratios, the accuracy and a data-traffic floor:
 
 1. One locus, n = 1,000, p = 1,000 and 5,000, L = 10: ``torchgenetics.susie.susie``
-   against ``pysusie.susie`` (tol = 1e-4 for both: pysusie's default is 1e-3).
-2. A scan of ``--loci`` loci of p = 1,000 (n = ``--scan-n``): ``susie_batch`` (one
-   batched program) against ``susie`` one locus at a time, and pysusie in a loop
-   timed on ``--pysusie-loci`` evenly spaced loci and extrapolated (said in the output).
-   The batched fits are checked to equal the one-by-one fits. The same again for
-   small loci (p = 200, n = 500), where per-call overhead, not memory traffic, dominates.
+   (default Brent prior-variance search, susieR's; and ``prior_optimizer="newton"``)
+   against ``pysusie.susie`` with the same data and ``tol = 1e-4`` (pysusie's own
+   default is 1e-3). Best of ``--repeats`` runs of each, interleaved.
+2. A scan of ``--loci`` loci of p = 1,000 (n = ``--scan-n``): ``susie_batch`` against
+   ``susie`` one locus at a time, and pysusie in a loop timed on ``--pysusie-loci``
+   evenly spaced loci and extrapolated (said in the output). The batched fits are
+   checked to equal the one-by-one fits bit for bit. The same again for small loci
+   (p = 200, n = 500), where per-call overhead, not memory traffic, dominates.
 3. ``susie_rss`` with p = 20,000 and a banded LD operator (``BandedLD``): the peak
    memory the fit adds (process max RSS) against a dense p x p matrix, and the time
    per IBSS iteration.
 
+Every time is reported twice: wall clock, and CPU time of the process (both sides
+run on one thread, so CPU time is the work done, and it is less disturbed by other
+processes on a shared machine). The floor: every effect update of individual data
+needs ``X b`` and ``X^T (X b)``, two passes over X that no schedule can share
+(effects are updated in sequence, loci have their own X). The benchmark counts
+those products, times one pass (a GEMV with X) and prints the time they take at
+that rate: the part of the fit that is data traffic, and the most any amount of
+batching or Python-overhead removal could gain.
+
 Simulated data: AR(1) Gaussian genotypes (correlation 0.9 between neighbours); 30% of
 the scan's loci carry 1-3 causal variants (each explaining 2-4% of y's variance).
-Everything runs on one thread (torch and numpy's BLAS): the machine is shared, and a
-second intra-op thread waiting for a busy core costs more than it gains.
+Everything runs on one thread (torch and numpy's BLAS).
 
 Usage::
 
@@ -41,6 +51,7 @@ from scipy.signal import lfilter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from torchgenetics.operators import BandedLD  # noqa: E402
+from torchgenetics.susie import data as susie_data  # noqa: E402
 from torchgenetics.susie import susie, susie_batch, susie_rss  # noqa: E402
 
 RHO = 0.9
@@ -63,10 +74,57 @@ def locus(n: int, p: int, rng: np.random.Generator, signal: bool):
     return torch.from_numpy(X), torch.from_numpy(y)
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+class Clock:
+    """Wall and CPU seconds of a call, and its result."""
+
+    def __init__(self, fn):
+        w, c = time.perf_counter(), time.process_time()
+        self.out = fn()
+        self.wall, self.cpu = time.perf_counter() - w, time.process_time() - c
+
+
+def best(fns: dict, repeats: int) -> dict:
+    """Interleaved repeats of each function; per name the run with the least CPU time."""
+    runs = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            runs[name].append(Clock(fn))
+    return {name: min(r, key=lambda c: c.cpu) for name, r in runs.items()}
+
+
+class ProductCounter:
+    """Counts the data products (``X b`` then ``X^T X b``) of individual-data fits."""
+
+    def __init__(self):
+        self.count = 0
+        self._original = susie_data.IndividualData.products
+
+    def __enter__(self):
+        counter, original = self, self._original
+
+        def counted(data, b):
+            counter.count += 1
+            return original(data, b)
+
+        susie_data.IndividualData.products = counted
+        return self
+
+    def __exit__(self, *exc):
+        susie_data.IndividualData.products = self._original
+
+
+def gemv_seconds(X: torch.Tensor, repeats: int = 20) -> float:
+    """CPU seconds of one pass over X (the cheaper of ``X b`` and ``r^T X``)."""
+    a = X.numpy()
+    b, r = np.ones(a.shape[1]), np.ones(a.shape[0])
+    out = []
+    for f in (lambda: a @ b, lambda: r @ a):
+        f()
+        t = time.process_time()
+        for _ in range(repeats):
+            f()
+        out.append((time.process_time() - t) / repeats)
+    return min(out)
 
 
 def pysusie_fit(X, y, L):
@@ -81,17 +139,34 @@ def cs_sets(sets) -> list:
     return sorted(tuple(sorted(int(j) for j in np.asarray(c).tolist())) for c in (sets or []))
 
 
-def single_locus(p: int, n: int, L: int, seed: int) -> None:
+def single_locus(p: int, n: int, L: int, seed: int, repeats: int) -> None:
     rng = np.random.default_rng(seed)
     X, y = locus(n, p, rng, signal=True)
-    fit, t_tg = timed(lambda: susie(X, y, L=L))
-    ref, t_py = timed(lambda: pysusie_fit(X, y, L))
+    with ProductCounter() as counter:
+        susie(X, y, L=L)
+    products = counter.count
+    runs = best({"brent": lambda: susie(X, y, L=L),
+                 "newton": lambda: susie(X, y, L=L, prior_optimizer="newton"),
+                 "pysusie": lambda: pysusie_fit(X, y, L)}, repeats)
+    fit, ref, py = runs["brent"].out, runs["pysusie"].out, runs["pysusie"]
     pip_diff = float(np.abs(fit.pip.numpy() - np.asarray(ref["pip"])).max())
     elbo_diff = abs(float(fit.elbo[-1]) - float(np.asarray(ref["elbo"])[-1]))
     same_cs = cs_sets([c.tolist() for c in fit.sets["cs"]]) == cs_sets(ref["sets"]["cs"])
-    print(f"  p = {p:>5,}: torchgen {t_tg:6.3f} s ({fit.n_iter} iter), pysusie {t_py:6.3f} s "
-          f"({int(ref['niter'])} iter)  -> {t_py / t_tg:5.1f}x   |dPIP| {pip_diff:.1e}, "
-          f"|dELBO| {elbo_diff:.1e}, same CS: {same_cs}")
+    print(f"  p = {p:,} ({fit.n_iter} iterations; pysusie {int(ref['niter'])}): "
+          f"|dPIP| {pip_diff:.1e}, |dELBO| {elbo_diff:.1e}, same CS: {same_cs}")
+    print(f"    pysusie             wall {1e3 * py.wall:7.1f} ms   cpu {1e3 * py.cpu:7.1f} ms")
+    for name in ("brent", "newton"):
+        r = runs[name]
+        dpip = float((r.out.pip - fit.pip).abs().max())
+        print(f"    torchgen {name:<10} wall {1e3 * r.wall:7.1f} ms   cpu {1e3 * r.cpu:7.1f} ms"
+              f"   -> {py.wall / r.wall:5.1f}x wall, {py.cpu / r.cpu:5.1f}x cpu"
+              + (f"   (|dPIP| vs brent {dpip:.1e})" if name != "brent" else ""))
+    g = gemv_seconds(X)
+    floor = 2 * products * g
+    print(f"    floor: {products} effect updates x 2 passes over X ({X.numel() * 8 / 2**20:.0f} MiB) "
+          f"at {1e3 * g:.2f} ms each = {1e3 * floor:.1f} ms, {100 * floor / runs['brent'].cpu:.0f}% "
+          f"of torchgen's CPU time; pysusie / floor = {py.cpu / floor:.1f}x (the most any "
+          "implementation doing these products could gain)")
 
 
 def scan(n_loci: int, n: int, p: int, L: int, n_py: int, seed: int) -> None:
@@ -100,22 +175,31 @@ def scan(n_loci: int, n: int, p: int, L: int, n_py: int, seed: int) -> None:
     loci = [locus(n, p, rng, signal=rng.random() < 0.3) for _ in range(n_loci)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        batch, t_batch = timed(lambda: susie_batch(loci, L=L))
-        one, t_one = timed(lambda: [susie(X, y, L=L) for X, y in loci])
+        susie_batch(loci[:2], L=L)  # warm-up
+        with ProductCounter() as counter:
+            batch = Clock(lambda: susie_batch(loci, L=L))
+        one = Clock(lambda: [susie(X, y, L=L) for X, y in loci])
     equal = all(torch.equal(a.alpha, b.alpha) and torch.equal(a.elbo, b.elbo)
-                for a, b in zip(batch, one, strict=True))
+                for a, b in zip(batch.out, one.out, strict=True))
     picks = np.linspace(0, n_loci - 1, n_py).round().astype(int)
-    _, t_py = timed(lambda: [pysusie_fit(*loci[i], L) for i in picks])
-    per_py = t_py / len(picks)
-    iters = np.array([f.n_iter for f in one])
+    py = Clock(lambda: [pysusie_fit(*loci[i], L) for i in picks])
+    per_py_wall, per_py_cpu = py.wall / len(picks), py.cpu / len(picks)
+    iters = np.array([f.n_iter for f in one.out])
     print(f"  {n_loci} loci, n = {n:,}, p = {p:,} (IBSS iterations: median {np.median(iters):.0f}, "
-          f"max {iters.max()}; {sum(bool(f.sets['cs']) for f in one)} loci with a CS)")
-    print(f"  batched (susie_batch)   {t_batch:7.2f} s  {n_loci / t_batch:7.2f} loci/s")
-    print(f"  one by one (susie)      {t_one:7.2f} s  {n_loci / t_one:7.2f} loci/s   "
-          f"batching: {t_one / t_batch:.1f}x; fits bit-identical: {equal}")
-    print(f"  pysusie loop            {per_py * n_loci:7.2f} s  {1 / per_py:7.2f} loci/s   "
-          f"(extrapolated from {len(picks)} loci timed, {per_py:.2f} s each); "
-          f"batched torchgen {per_py * n_loci / t_batch:.0f}x")
+          f"max {iters.max()}; {sum(bool(f.sets['cs']) for f in one.out)} loci with a CS)")
+    print(f"  batched (susie_batch)   wall {batch.wall:7.2f} s  cpu {batch.cpu:7.2f} s  "
+          f"{n_loci / batch.wall:7.1f} loci/s")
+    print(f"  one by one (susie)      wall {one.wall:7.2f} s  cpu {one.cpu:7.2f} s  "
+          f"{n_loci / one.wall:7.1f} loci/s   batching: {one.wall / batch.wall:.2f}x wall, "
+          f"{one.cpu / batch.cpu:.2f}x cpu; fits bit-identical: {equal}")
+    print(f"  pysusie loop            wall {per_py_wall * n_loci:7.2f} s  cpu {per_py_cpu * n_loci:7.2f} s  "
+          f"{1 / per_py_wall:7.1f} loci/s   (extrapolated from {len(picks)} loci timed); "
+          f"batched torchgen {per_py_cpu * n_loci / batch.cpu:.0f}x cpu")
+    g = gemv_seconds(loci[0][0])
+    floor = 2 * counter.count * g
+    print(f"  floor: {counter.count / n_loci:.1f} effect updates per locus x 2 passes over its X "
+          f"at {1e3 * g:.2f} ms = {floor:.2f} s for the scan, {100 * floor / batch.cpu:.0f}% of the "
+          f"batched CPU time: batching can only share the rest (max {one.cpu / floor:.1f}x over one by one)")
 
 
 def maxrss_bytes() -> int:
@@ -133,13 +217,18 @@ def banded_rss(p: int, window: int, L: int, gwas_n: int, seed: int) -> None:
     z = torch.from_numpy(np.sqrt(gwas_n) * R.matmul(torch.from_numpy(beta)).numpy() + noise)
     susie_rss(z[:200], BandedLD(bands[:, :200]), n=gwas_n, L=2)  # warm-up (first calls)
     before = maxrss_bytes()
-    fit, seconds = timed(lambda: susie_rss(z, R, n=gwas_n, L=L))
+    run = Clock(lambda: susie_rss(z, R, n=gwas_n, L=L))
+    fit = run.out
     added = max(maxrss_bytes() - before, 0)
     dense = p * p * 8
     found = sum(any(int(j) in set(c.tolist()) for c in fit.sets["cs"]) for j in causal)
+    v = torch.randn(p, 1, dtype=torch.float64)
+    product = Clock(lambda: [R.matmul(v) for _ in range(20)])
     print(f"  p = {p:,}, band {window} (LD operator {bands.numel() * 8 / 2**20:.1f} MiB), L = {L}: "
-          f"{seconds:.2f} s, {fit.n_iter} iterations, {1000 * seconds / fit.n_iter:.0f} ms/iteration; "
+          f"wall {run.wall:.2f} s, cpu {run.cpu:.2f} s, {fit.n_iter} iterations, "
+          f"{1000 * run.wall / fit.n_iter:.0f} ms/iteration wall ({1000 * run.cpu / fit.n_iter:.0f} cpu); "
           f"{len(fit.sets['cs'])} CS hold {found} of 5 causal")
+    print(f"  one product R v: {1000 * product.cpu / 20:.2f} ms cpu (BLAS dsbmv over the band)")
     print(f"  peak memory added by the fit {added / 2**20:.0f} MiB vs a dense p x p {dense / 2**30:.1f} GiB "
           f"({dense / max(added, 1):.0f}x less)")
 
@@ -150,6 +239,7 @@ def main(argv=None) -> None:
     parser.add_argument("--scan-n", type=int, default=1000)
     parser.add_argument("--pysusie-loci", type=int, default=5)
     parser.add_argument("--rss-p", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -158,13 +248,15 @@ def main(argv=None) -> None:
     threadpool_limits(1)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"torch {torch.__version__}, 1 thread (torch and BLAS); float64 on CPU; "
-          f"machine load average {load} on {os.cpu_count()} cores")
+          f"machine load average {load} on {os.cpu_count()} cores; "
+          f"CUDA: {'available (not timed here)' if torch.cuda.is_available() else 'no device'}")
     print("3. susie_rss with a banded LD operator")
     banded_rss(args.rss_p, window=100, L=10, gwas_n=10000, seed=args.seed)
-    print("1. one locus, n = 1,000, L = 10: torchgen susie vs pysusie susie (tol 1e-4)")
+    print("1. one locus, n = 1,000, L = 10: torchgen susie vs pysusie susie (tol 1e-4), "
+          f"best of {args.repeats}")
     susie(*locus(200, 50, np.random.default_rng(0), True), L=5)  # warm-up
     for p in (1000, 5000):
-        single_locus(p, n=1000, L=10, seed=args.seed + p)
+        single_locus(p, n=1000, L=10, seed=args.seed + p, repeats=args.repeats)
     print(f"2. scan: {args.loci} loci of p = 1,000, L = 10")
     scan(args.loci, n=args.scan_n, p=1000, L=10, n_py=args.pysusie_loci, seed=args.seed)
     print(f"2b. scan of small loci: {args.loci} loci of p = 200, n = 500, L = 10")

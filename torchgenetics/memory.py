@@ -49,7 +49,6 @@ __all__ = [
     "memory_sources",
     "available_bytes",
     "plan_block",
-    "ranks_per_node",
     "pinned_budget",
 ]
 
@@ -319,30 +318,12 @@ def _slurm(env: Mapping[str, str]) -> int | None:
             n_cpus = max(int(cpus.split("(")[0].split(",")[0]), 1)
         except ValueError:
             n_cpus = 1
-        return per_cpu * n_cpus * (1 if on_node else ranks_per_node(env))
+        return per_cpu * n_cpus * (1 if on_node else _ranks_per_node(env))
     return None
 
 
-def ranks_per_node(env: Mapping[str, str] | None = None) -> int:
-    """Ranks of a distributed job sharing this node (1 outside one).
-
-    ``LOCAL_WORLD_SIZE`` (torchrun), else SLURM's tasks on this node; see
-    :func:`torchgenetics.distributed.context.local_world_size`.
-
-    Parameters
-    ----------
-    env : mapping, optional
-        Environment to read (default ``os.environ``).
-
-    Returns
-    -------
-    int
-
-    Examples
-    --------
-    >>> ranks_per_node({"LOCAL_WORLD_SIZE": "4"}), ranks_per_node({})
-    (4, 1)
-    """
+def _ranks_per_node(env: Mapping[str, str] | None) -> int:
+    """Ranks sharing this node (:func:`torchgenetics.distributed.context.local_world_size`)."""
     from .distributed.context import local_world_size
 
     return local_world_size(env)
@@ -351,7 +332,7 @@ def ranks_per_node(env: Mapping[str, str] | None = None) -> int:
 def _ranks_per_device(env: Mapping[str, str]) -> int:
     """Ranks sharing one GPU: this node's ranks spread over its GPUs."""
     devices = torch.cuda.device_count()
-    return max(math.ceil(ranks_per_node(env) / devices), 1) if devices else 1
+    return max(math.ceil(_ranks_per_node(env) / devices), 1) if devices else 1
 
 
 @contextmanager
@@ -429,8 +410,9 @@ def memory_sources(
     dict of str to int
         Keys among ``"env"``, ``"pinned"``, ``"cuda"``, ``"cgroup_v2"``, ``"cgroup_v1"``,
         ``"slurm"``, ``"meminfo"``, ``"sysconf"``; values in bytes, per process
-        (node-wide values divided by :func:`ranks_per_node`, a GPU's by the ranks
-        sharing it). When ``"env"`` or ``"pinned"`` is present it is the only key.
+        (node-wide values divided by the ranks sharing the node, see
+        :func:`torchgenetics.distributed.context.local_world_size`; a GPU's by the
+        ranks sharing it). When ``"env"`` or ``"pinned"`` is present it is the only key.
 
     Examples
     --------
@@ -466,7 +448,7 @@ def memory_sources(
         value = _sysconf() if proc_root == Path(DEFAULT_PROC_ROOT) else None
         if value is not None:
             sources["sysconf"] = value
-    share = ranks_per_node(env)
+    share = _ranks_per_node(env)
     return {name: value // share for name, value in sources.items()}
 
 

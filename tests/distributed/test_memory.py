@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from torchgenetics import memory
-from torchgenetics.memory import available_bytes, memory_sources, pinned_budget, ranks_per_node
+from torchgenetics.distributed.context import local_world_size
+from torchgenetics.memory import available_bytes, memory_sources, pinned_budget
 
 GiB, MiB = 1024**3, 1024**2
 
@@ -33,7 +34,7 @@ def test_node_sources_are_divided_among_local_ranks(roots):
                            proc_root=proc) == GiB
     # srun: this node's entry of the compressed tasks-per-node list
     env = {"SLURM_TASKS_PER_NODE": "4,2(x2)", "SLURM_NODEID": "1"}
-    assert ranks_per_node(env) == 2
+    assert local_world_size(env) == 2
     assert memory_sources(env=env, cgroup_root=cg, proc_root=proc)["meminfo"] == 4 * GiB
 
 

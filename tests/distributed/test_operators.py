@@ -68,7 +68,15 @@ def _products(X, distributed):
 
 
 def _sharded(X):
-    return _products(X, True)
+    out = _products(X, True)
+    G = Genotypes.from_array(X)
+    K, S = GRM(G, distributed=True), GRMStack(G, [np.arange(0, 30), np.arange(25, 50)], distributed=True)
+    W = WeightedBlockGRM(G, _w_blocks(G.n_variants), distributed=True)
+    V = torch.ones(G.n_samples, 1, dtype=DT)
+    K.matmul(V), K.diagonal(), S.stacked_matmul(V), S.diagonals(), W.matmul(V), W.diagonal()
+    # no rank decoded the whole matrix: statistics came from each rank's own share
+    out["whole_stats_computed"] = G._cached_stats() is not None
+    return out
 
 
 def _close(a, b, what):
@@ -97,6 +105,7 @@ def test_sharded_operators_equal_single_process(cluster):
         assert min(s.size for s in shares) < ref[op]["local"].size
         assert np.array_equal(np.concatenate(shares), ref[op]["local"])
     assert ranks[1]["tiny"]["local"].size == 0  # a rank with nothing to stream still takes part
+    assert not any(got["whole_stats_computed"] for got in ranks)
     blocks = [got["weighted"]["local_blocks"] for got in ranks]
     assert sum(blocks) == ref["weighted"]["n_blocks"] and min(blocks) > 0
 

@@ -319,9 +319,10 @@ class GRM(SymmetricOperator):
         Columns per streamed block (default: the widest, up to 2048, that the
         memory budget allows).
     distributed : bool, default False
-        Shard the variants over the ranks of ``group``: each rank streams a
-        contiguous share and products are summed with one ``all_reduce`` (every
-        rank must then make the same calls). Without a process group this is a
+        Shard the variants over the ranks of ``group``: each rank reads only a
+        contiguous share of the (sorted) requested variants, statistics included,
+        and products are summed with one ``all_reduce`` (every rank must then make
+        the same calls, construction included). Without a process group this is a
         world of one rank (no communication).
     group : ProcessGroup, optional
         The ranks sharing the variants (default: the world group); giving one

@@ -10,6 +10,13 @@ used, so a p x p matrix is never formed.
 
 A null column (``null_weight > 0``) is virtual: it adds one variable with
 ``d = 0`` and no data, without copying X or the LD matrix.
+
+During IBSS each locus is driven through an engine (:class:`IndividualEngine`,
+:class:`SuffStatEngine`) that keeps every effect's products cached, so an effect
+update costs one pass of ``X b`` and one of ``X^T (X b)`` (one product with R for
+summary data) and nothing when the effect is exactly zero. On CPU the engines and
+the column statistics work on numpy views of the tensors (numpy's BLAS and its
+smaller per-call cost on these vector-sized operations); elsewhere on the tensors.
 """
 
 from __future__ import annotations
@@ -23,10 +30,6 @@ from linear_operator.operators import LinearOperator
 from ..errors import InputError
 from .ser import as_tensor, engine_array
 
-# IndividualData sweeps an X above this size (bytes) once per effect, in row blocks of
-# about _BLOCK_BYTES, instead of twice (see fitted_and_xtr).
-_FUSE_BYTES = 16 * 2**20
-_BLOCK_BYTES = 2 * 2**20
 # Column statistics: squared deviations in row blocks of about this size (cache resident).
 _STATS_BLOCK_BYTES = 256 * 2**10
 
@@ -102,7 +105,8 @@ def all_finite(x: torch.Tensor) -> bool:
         return True
     a = engine_array(x)
     if isinstance(a, np.ndarray):
-        sums = a.sum(axis=0) if a.ndim > 1 else a.sum(keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sums = a.sum(axis=0) if a.ndim > 1 else a.sum(keepdims=True)
         if np.isfinite(sums).all():
             return True
         return bool(np.isfinite(a).all())
@@ -189,12 +193,6 @@ class _Backend:
         """Expected log-likelihood ``-n/2 log(2 pi sigma2) - ER2 / (2 sigma2)``."""
         return -0.5 * self.n * math.log(2.0 * math.pi * sigma2) - er2 / (2.0 * sigma2)
 
-    def fitted_and_xtr(self, b: torch.Tensor, without: torch.Tensor, next_fit: torch.Tensor):
-        """The fitted values ``f`` of effect ``b``, and ``X^T r`` for the next effect's residual,
-        ``r = y - ((without + f) - next_fit)`` (IBSS moving from one effect to the next)."""
-        fit = self.effect_fitted(b)
-        return fit, self.xtr((without + fit) - next_fit)
-
 
 class IndividualData(_Backend):
     """Individual-level X (n x p) and y with susieR's centring and scaling, applied lazily.
@@ -266,29 +264,6 @@ class IndividualData(_Backend):
         """``X_std^T (y - fitted)``."""
         r = self.y - fitted
         return self._pad((r @ self.X) / self.csd_data - self._shift * r.sum())
-
-    def fitted_and_xtr(self, b: torch.Tensor, without: torch.Tensor, next_fit: torch.Tensor):
-        """``X_std b`` and the next effect's ``X_std^T r`` (see the base class).
-
-        An X larger than the cache is swept once in row blocks for both products
-        (the residual of a block only needs that block's fitted values) instead of
-        twice; a small X takes the two plain products.
-        """
-        if self.X.numel() * self.X.element_size() <= _FUSE_BYTES:
-            return super().fitted_and_xtr(b, without, next_fit)
-        b = self._data_part(b)
-        scaled, shift_b = b / self.csd_data, self._shift @ b
-        rows = max(1, _BLOCK_BYTES // (self.X.shape[1] * self.X.element_size()))
-        fit = torch.empty_like(self.y)
-        r = torch.empty_like(self.y)
-        acc = torch.zeros_like(scaled)
-        for a in range(0, self.n, rows):
-            block = self.X[a: a + rows]
-            fit[a: a + rows] = block @ scaled - shift_b
-            r[a: a + rows] = self.y[a: a + rows] - ((without[a: a + rows] + fit[a: a + rows])
-                                                     - next_fit[a: a + rows])
-            acc += r[a: a + rows] @ block
-        return fit, self._pad(acc / self.csd_data - self._shift * r.sum())
 
     def _arrays(self) -> dict:
         """Engine arrays (numpy views on CPU) of X, y, 1/csd, the centring shift and X^T y."""

@@ -7,16 +7,19 @@ statistics and RSS. Formulas follow susieR (``single_effect_regression`` and
 ``optimize_prior_variance``).
 
 The prior variance ("optim") maximises the SER log-likelihood over ``u = log V``
-on ``[-30, 15]``, as susieR does. Two optimisers give that optimum:
+on ``[-30, 15]``, as susieR does. Two optimisers:
 
-* ``"newton"`` (default): safeguarded Newton steps on ``u`` with the exact first
-  and second derivatives (one pass over the variables gives both), kept inside
-  a bracket of the maximiser, with bisection as the fallback. It converges to
-  ``|du| < 1e-7`` (quadratically, so the optimum is good to ~1e-14), usually in
-  3-5 evaluations where Brent needs ~25.
-* ``"brent"``: Brent's bounded minimiser with ``xatol = 1e-8``, step for step the
-  algorithm of R's ``optim(method = "Brent")`` and of pysusie, for an exact
-  replay of susieR's search.
+* ``"brent"`` (default): Brent's bounded minimiser with ``xatol = 1e-8``, step for
+  step the algorithm of R's ``optim(method = "Brent")`` and of pysusie, so it lands
+  in the mode susieR lands in when the likelihood has two (a weak effect: a mode at
+  V -> 0 and a small bump). On one-scale rows (standardised X, uniform prior) a
+  likelihood value costs one exponential per variable and a row sum.
+* ``"newton"``: safeguarded Newton steps on ``u`` from the previous V with the exact
+  first and second derivatives (one pass gives both), kept in a bracket of the
+  maximiser with a trust region and bisection as fallbacks; 3-5 evaluations where
+  Brent needs ~25, and the same optimum when the likelihood has one mode (to
+  ~1e-7 in log V, Brent's own tolerance). With two modes it keeps the one it
+  starts near, which can differ from Brent's.
 
 Both end with susieR's checks: the current V is kept when the optimum is no
 better, and V is set to 0 unless it beats the null by ``check_null_threshold``.
@@ -58,7 +61,7 @@ __all__ = [
 #: Ways to update the prior variance V of one effect ("none" keeps it fixed).
 PRIOR_METHODS = ("optim", "EM", "simple", "none")
 #: One-dimensional optimisers of the "optim" method.
-PRIOR_OPTIMIZERS = ("newton", "brent")
+PRIOR_OPTIMIZERS = ("brent", "newton")
 # R adds sqrt(.Machine$double.eps) to the prior weights before taking logs.
 _SQRT_EPS = math.sqrt(2.220446049250313e-16)
 _LOG_V_BOUNDS = (-30.0, 15.0)
@@ -847,7 +850,7 @@ class _Out:
     zero: list
 
 
-def _check_method(method: str, optimizer: str = "newton") -> None:
+def _check_method(method: str, optimizer: str = "brent") -> None:
     if method not in PRIOR_METHODS:
         raise InputError(f"estimate_prior_method must be one of {PRIOR_METHODS[:3]}, got {method!r}")
     if optimizer not in PRIOR_OPTIMIZERS:
@@ -897,7 +900,7 @@ def _redo(stage, rows: _Rows, z2, V, change: list):
 
 
 def _ser_rows(rows: _Rows, xtr, V, method: str, check_null_threshold: float,
-              optimizer: str = "newton") -> _Out:
+              optimizer: str = "brent") -> _Out:
     """Single-effect regressions of the rows of ``rows`` for residual products ``xtr`` (B, W)
     and current prior variances ``V`` (B,)."""
     z2 = xtr * xtr * rows.c
@@ -949,7 +952,7 @@ def _as_rows(x: torch.Tensor) -> torch.Tensor:
 def single_effect_regression(xtr: torch.Tensor, d: torch.Tensor, V: float, sigma2: float,
                              log_prior: torch.Tensor, method: str = "none",
                              check_null_threshold: float = 0.0,
-                             optimizer: str = "newton") -> SERResult:
+                             optimizer: str = "brent") -> SERResult:
     """Fit one single effect from ``X^T r`` and ``diag(X^T X)``.
 
     With ``method`` "optim" or "simple" V is updated before the posterior is
@@ -971,7 +974,7 @@ def single_effect_regression(xtr: torch.Tensor, d: torch.Tensor, V: float, sigma
         Prior-variance update (see :func:`optimize_prior_variance`).
     check_null_threshold : float
         Threshold of the V = 0 check.
-    optimizer : {"newton", "brent"}
+    optimizer : {"brent", "newton"}
         Optimiser of the "optim" method (see the module notes).
 
     Returns
@@ -999,7 +1002,7 @@ def single_effect_regression(xtr: torch.Tensor, d: torch.Tensor, V: float, sigma
 def single_effect_regression_batch(xtr: torch.Tensor, d: torch.Tensor, V: torch.Tensor,
                                    sigma2: torch.Tensor, log_prior: torch.Tensor,
                                    method: str = "none", check_null_threshold: float = 0.0,
-                                   optimizer: str = "newton") -> SERResult:
+                                   optimizer: str = "brent") -> SERResult:
     """Fit B single effects at once, row i exactly as :func:`single_effect_regression` would.
 
     Rows may be padded: a padding variable has ``d = 0``, ``xtr = 0`` and
@@ -1016,7 +1019,7 @@ def single_effect_regression_batch(xtr: torch.Tensor, d: torch.Tensor, V: torch.
         Prior-variance update.
     check_null_threshold : float
         Threshold of the V = 0 check.
-    optimizer : {"newton", "brent"}
+    optimizer : {"brent", "newton"}
         Optimiser of the "optim" method.
 
     Returns
@@ -1049,7 +1052,7 @@ def optimize_prior_variance(xtr: torch.Tensor, d: torch.Tensor, sigma2: float,
                             check_null_threshold: float = 0.0,
                             alpha: torch.Tensor | None = None,
                             mu2: torch.Tensor | None = None,
-                            optimizer: str = "newton") -> float:
+                            optimizer: str = "brent") -> float:
     """Update the prior variance of one single effect.
 
     Parameters
@@ -1073,7 +1076,7 @@ def optimize_prior_variance(xtr: torch.Tensor, d: torch.Tensor, sigma2: float,
         V is set to 0 unless its log-likelihood beats V = 0 by more than this.
     alpha, mu2 : torch.Tensor, optional
         Current posterior of the effect (for "EM").
-    optimizer : {"newton", "brent"}
+    optimizer : {"brent", "newton"}
         Optimiser of the "optim" method.
 
     Returns
