@@ -299,7 +299,7 @@ def _fixed_fit(y, C, cnames, Zsup, names, kernel, whiten, init, reml_options, se
     Q = covariate_basis(X, cnames + names)
     resid = y - Q @ (Q.T @ y)
     s2 = float(resid @ resid) / (X.shape[0] - X.shape[1])
-    beta = torch.linalg.lstsq(X, y.unsqueeze(1)).solution.squeeze(1)
+    beta = torch.linalg.lstsq(X, y.unsqueeze(1), driver="gelsd").solution.squeeze(1)
     XtX_inv = torch.cholesky_inverse(torch.linalg.cholesky(X.T @ X))
     se = (s2 * XtX_inv.diagonal()).sqrt()
     k = Zsup.shape[1]

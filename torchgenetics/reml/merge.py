@@ -165,7 +165,7 @@ def reml_merge(y, stack: GRMStack, covariates=None, *, threshold=Z_THRESHOLD, ba
     sets = [comps[g].variant_index for g, k in enumerate(keep) if k]
     sets.append(np.unique(np.concatenate([comps[g].variant_index for g, k in enumerate(keep) if not k])))
     merged_stack = GRMStack(genotypes, sets, device=stack.device, dtype=stack.dtype, resident=stack.resident,
-                            names=kept + [background])
+                            names=kept + [background], distributed=stack.distributed, group=stack.group)
     t = fine.trace_scale
     theta = fine.variances
     weak_idx = [g for g, k in enumerate(keep) if not k]

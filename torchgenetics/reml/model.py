@@ -257,7 +257,7 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
     if not bool((t > 0).all()):
         bad = [nm for nm, v in zip(ks.names, t.tolist(), strict=True) if not v > 0]
         raise InputError(f"kernels {bad} have a non-positive trace; a covariance kernel needs tr(K) > 0")
-    resid = yv - X @ torch.linalg.lstsq(X, yv.unsqueeze(1)).solution.squeeze(1)
+    resid = yv - X @ torch.linalg.lstsq(X, yv.unsqueeze(1), driver="gelsd").solution.squeeze(1)
     vy = float(resid @ resid) / (n - X.shape[1])
     theta0 = _initial(init, ks, t, vy, ks.dtype, ks.device)
     lower = torch.zeros_like(theta0)
