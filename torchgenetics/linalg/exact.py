@@ -35,12 +35,16 @@ __all__ = [
 # Crossover n* between the dense Cholesky path and block PCG (projected-core
 # preconditioner, tol 1e-8, 35 right-hand sides) + SLQ (30 probes x 20 steps) for one
 # REML evaluation with a dense kernel, measured by
-#   .venv/bin/python benchmarks/crossover.py        (n = 500 ... 6000, 1 thread)
-# on a shared 2-core x86-64 CPU container (torch 2.13.0+cpu, float64). The exact path
-# won at every measured n (6000: 2.3 s vs 7.2 s); the fitted cost models
-# 2.36e-11 n^3 s (exact) and 2.62e-7 n^2 s (iterative) cross at n ~ 11100.
+#   .venv/bin/python benchmarks/crossover.py --sizes 6000 8000 10000 12000 --repeats 1
+#   .venv/bin/python benchmarks/crossover.py --sizes 16000 --repeats 1
+# on a shared 2-core x86-64 CPU container (torch 2.13.0+cpu, float64, 1 thread). The
+# exact path won at every measured n: 6000 6.9 s vs 26.7 s, 12000 17.1 s vs 30.7 s,
+# 16000 125 s vs 193 s; the fitted cost models (exact a n^3, iterative b n^2) cross at
+# n ~ 24,000. The constant is the largest n measured where exact still wins; whole-REML
+# fits (benchmarks/reml_scaling.py) favour exact by more. choose_method also refuses the
+# exact path when three n x n matrices do not fit the memory budget.
 # Override with TORCHGEN_EXACT_MAX_N (e.g. on GPUs or for matrix-free kernels).
-EXACT_CROSSOVER_N = 11000
+EXACT_CROSSOVER_N = 16000
 
 _JITTERS = (1e-10, 1e-8, 1e-6)
 
