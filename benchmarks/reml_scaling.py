@@ -321,6 +321,8 @@ def run_worker(spec: dict, timeout=None, memory_budget=None) -> dict:
     """
     before = load_values()
     env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(spec["threads"])  # SciPy/NumPy BLAS as well as torch
     if memory_budget:
         env["TORCHGEN_MEMORY_BUDGET"] = str(memory_budget)
     t0 = time.perf_counter()

@@ -5,9 +5,12 @@ plink2's column names, and with ``--plot`` the Manhattan and QQ plots
 ``PREFIX.<phenotype>.manhattan.png`` / ``.qq.png``.
 
 With ``--distributed`` (every rank of a ``torchrun`` / ``srun`` job runs the same
-command) the variant blocks of the marginal scan are split over the ranks
-(:func:`torchgenetics.distributed.gwas.gwas`); rank 0 merges them and writes the
-same tables as one process.
+command) the variant blocks of the scan are split over the ranks
+(:func:`torchgenetics.distributed.gwas.gwas`; for ``--lmm``
+:func:`torchgenetics.distributed.lmm.lmm_gwas`, where every rank also runs REML
+and the LOCO solves as one process does, unless ``--shard-grm`` splits the GRM's
+variants over the ranks); rank 0 merges the parts and writes the same tables as
+one process (``--shard-grm``: equal to rounding).
 """
 
 from __future__ import annotations
@@ -57,6 +60,10 @@ def add_parser(subparsers) -> None:
     lmm.add_argument("--n-calibration", type=int, default=30, metavar="K",
                      help="random variants for the calibration ratio (default 30)")
     lmm.add_argument("--precond-rank", type=int, default=64, metavar="R", help="PCG preconditioner rank (64)")
+    lmm.add_argument("--shard-grm", action="store_true",
+                     help="with --distributed: split the GRM's variants over the ranks, so that REML, the "
+                          "preconditioner and the LOCO solves scale with the ranks (results equal one process "
+                          "to rounding); default: those run on every rank and the tables are byte-identical")
     parser.add_argument("--plot", action="store_true", help="write Manhattan and QQ plots (PNG)")
     parser.add_argument("--gz", action="store_true", help="gzip the result tables")
     parser.add_argument("--block-size", type=int, metavar="B", help="variants per genotype block")
@@ -71,8 +78,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     """Match the inputs, run the scan for each phenotype and write the tables (and plots).
 
-    With ``--distributed`` the marginal scan's variant blocks are split over the
-    ranks and rank 0 writes the merged tables; ``--lmm`` is refused there.
+    With ``--distributed`` the variant blocks of the scan (marginal or ``--lmm``) are
+    split over the ranks and rank 0 writes the merged tables.
 
     Parameters
     ----------
@@ -90,12 +97,8 @@ def run(args) -> int:
     >>> main(["gwas", "--bfile", "data/x", "--pheno", "p.txt", "--out", "o"])  # doctest: +SKIP
     """
     from torchgenetics.cli._distributed import distributed_session
-    from torchgenetics.errors import InputError
 
     lmm = args.lmm or args.reml_fit is not None
-    if args.distributed and lmm:
-        raise InputError("--distributed splits the marginal scan over the ranks; the mixed-model "
-                         "scan (--lmm, --reml-fit) runs in one process: drop --distributed")
     with distributed_session(args.distributed) as distributed:
         return _run(args, distributed, lmm)
 
@@ -130,13 +133,22 @@ def _run(args, distributed: bool, lmm: bool) -> int:
                 raise InputError("--reml-fit holds the variance components of one phenotype; choose it "
                                  "with --pheno-name")
             fit = REMLFit.load(args.reml_fit)
+        scan, extra = lmm_gwas, {}
+        if distributed:
+            from torchgenetics.distributed.lmm import lmm_gwas as scan
+
+            extra = {"shard_grm": args.shard_grm}
         results = []
         for name in data.phenotype_names:
             G, y, C = data.phenotype(name)
-            results.append(lmm_gwas(G, y, C, fit=fit, loco=not args.no_loco, phenotype_name=name,
-                                    covariate_names=data.covariate_names, n_calibration=args.n_calibration,
-                                    precond_rank=args.precond_rank, block_size=args.block_size,
-                                    seed=args.seed, device=args.device, verbose=args.verbose))
+            res = scan(G, y, C, fit=fit, loco=not args.no_loco, phenotype_name=name,
+                       covariate_names=data.covariate_names, n_calibration=args.n_calibration,
+                       precond_rank=args.precond_rank, block_size=args.block_size,
+                       seed=args.seed, device=args.device, verbose=args.verbose, **extra)
+            if res is not None:  # None off rank 0: rank 0 merges the parts and writes the tables
+                results.append(res)
+        if not results:
+            return 0
     written = []
     for res in results:
         print(res.summary())

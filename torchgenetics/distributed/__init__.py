@@ -12,6 +12,11 @@ world of one rank, so the same code runs in a single process.
 * :mod:`~torchgenetics.distributed.reml` - ``reml.reml(...)``: REML on sharded kernels.
 * :mod:`~torchgenetics.distributed.gwas` - ``gwas.gwas(...)``: variant blocks split
   over the ranks, one merged result.
+* :mod:`~torchgenetics.distributed.lmm` - ``lmm.lmm_gwas(...)``: LOCO mixed-model GWAS,
+  test blocks split over the ranks; ``shard_grm=True`` also shards the GRM variants.
+* :mod:`~torchgenetics.distributed.scan` - ``scan.distributed_scan(...)``: loci split
+  over the ranks, per-rank checkpoints, one merged table.
+* :mod:`~torchgenetics.distributed.training` - data-parallel DeepWAS training.
 
 The model modules are imported on first access (``tgd.reml``, ``tgd.gwas``), so
 that the low-level operators can use this package without an import cycle.
@@ -82,7 +87,7 @@ __all__ = [
     "RankError",
 ]
 
-_LAZY = ("reml", "gwas", "scan", "training")
+_LAZY = ("reml", "gwas", "lmm", "scan", "training")
 
 
 def __getattr__(name):

@@ -18,6 +18,7 @@ a variant's own effect is not absorbed into the polygenic term.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -151,6 +152,44 @@ def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_ca
     >>> res.method, list(res.info["gamma"])
     ('lmm', ['1', '2'])
     """
+    model = _model(genotypes, y, covariates, phenotype_name, covariate_names, loco, model_variants, device,
+                   dtype, stacklevel=3)
+    fit = _variance_fit(fit, model.cov, model.y, model.C, model.cnames, seed, reml_options)
+    plan = _plan(genotypes, model, fit, variants, n_calibration, precond_rank, seed)
+    calib = _calibrate(genotypes, model, plan.picks, cg_tol, cg_max_iter)
+    info = _info(genotypes, model, fit, plan, calib, list(model.cov.cg_iterations))
+    return _tests(genotypes, model, plan, calib, info, slice(None), block_size, verbose)
+
+
+@dataclass
+class _Model:
+    """Phenotype, covariates and covariance of one mixed-model scan (on its device)."""
+
+    names: list
+    cnames: list
+    y: torch.Tensor
+    C: torch.Tensor
+    Q: torch.Tensor
+    cov: LocoCovariance
+    loco: bool
+    device: torch.device
+    dtype: torch.dtype
+
+
+@dataclass
+class _Plan:
+    """Variance components, tested variants, their kernels and the calibration variants."""
+
+    genetic: float
+    residual: float
+    tested: np.ndarray
+    labels: np.ndarray
+    picks: dict
+
+
+def _model(genotypes, y, covariates, phenotype_name, covariate_names, loco, model_variants, device, dtype,
+           stacklevel, covariance=LocoCovariance) -> _Model:
+    """Check the phenotype, build the covariate basis and the (LOCO) ``covariance``."""
     n = genotypes.n_samples
     Y, names = as_phenotypes(y, n, None if phenotype_name is None else [phenotype_name])
     if Y.shape[1] != 1:
@@ -163,56 +202,80 @@ def lmm_gwas(genotypes, y, covariates=None, *, fit=None, loco: bool = True, n_ca
     C = torch.as_tensor(Cn, dtype=dtype, device=device)
     yt = torch.as_tensor(Y[:, 0], dtype=dtype, device=device)
     Q = covariate_basis(C, cnames)
-    chrom = genotypes.variants["chrom"].astype(str).to_numpy()
-    cov = LocoCovariance(genotypes, loco=loco, device=device, dtype=dtype, variants=model_variants)
+    cov = covariance(genotypes, loco=loco, device=device, dtype=dtype, variants=model_variants)
     if loco and len(cov.groups) < 2:
         warnings.warn("leave-one-chromosome-out needs GRM variants on at least two chromosomes; "
-                      "using the whole-genome kernel", RuntimeWarning, stacklevel=2)
+                      "using the whole-genome kernel", RuntimeWarning, stacklevel=stacklevel)
         loco = False
-        cov = LocoCovariance(genotypes, loco=False, device=device, dtype=dtype, variants=model_variants)
-    fit = _variance_fit(fit, cov, yt, C, cnames, seed, reml_options)
+        cov = covariance(genotypes, loco=False, device=device, dtype=dtype, variants=model_variants)
+    return _Model(names, cnames, yt, C, Q, cov, bool(loco), device, dtype)
+
+
+def _plan(genotypes, model: _Model, fit, variants, n_calibration, precond_rank, seed) -> _Plan:
+    """Fix the variances (and preconditioner), label the tested variants, pick calibration variants."""
     genetic = float((fit.variances[:-1] * fit.trace_scale).sum())
     residual = float(fit.variances[-1])
-    cov.set_variances(genetic, residual, rank=precond_rank, seed=seed)
-
+    model.cov.set_variances(genetic, residual, rank=precond_rank, seed=seed)
+    chrom = genotypes.variants["chrom"].astype(str).to_numpy()
     tested = np.arange(genotypes.n_variants)
     tested = np.asarray(tested[variants] if variants is not None else tested, dtype=np.int64)
     # kernel of each tested variant: its chromosome left out (LOCO), else the whole GRM
-    labels = np.where(np.isin(chrom[tested], cov.groups), chrom[tested], _WHOLE) if loco else \
+    labels = np.where(np.isin(chrom[tested], model.cov.groups), chrom[tested], _WHOLE) if model.loco else \
         np.full(tested.size, _WHOLE, dtype=object)
     labels = labels.astype(object)
     poly = genotypes.stats.polymorphic[tested]
     if not poly.any():
         raise InputError("none of the variants to test is polymorphic")
     picks = calibration_variants(labels[poly], tested[poly], n_calibration, seed=seed)
+    return _Plan(genetic, residual, tested, labels, picks)
+
+
+def _calibrate(genotypes, model: _Model, picks: dict, cg_tol, cg_max_iter) -> dict:
+    """``Py``, ``gamma`` and the calibration ratios of every kernel (dict label -> triple), one joint solve."""
+    Q, dtype, device = model.Q, model.dtype, model.device
     # one joint projected PCG solve for every kernel: [y~ | calibration x~] -> [Py | Px]
-    y_res = yt - Q @ (Q.T @ yt)
+    y_res = model.y - Q @ (Q.T @ model.y)
     X_res = {label: _residualized(genotypes, chosen, Q, device, dtype) for label, chosen in picks.items()}
     rhs = {None if label == _WHOLE else label: torch.cat([y_res.unsqueeze(1), X_res[label]], dim=1)
            for label in picks}
-    solved = cov.solve_loco(rhs, tol=cg_tol, max_iter=cg_max_iter, project=Q)
-    py, gamma, ratios = {}, {}, {}
+    solved = model.cov.solve_loco(rhs, tol=cg_tol, max_iter=cg_max_iter, project=Q)
+    out = {}
     for label in picks:
         S = solved[None if label == _WHOLE else label]
         ratio = (X_res[label] * S[:, 1:]).sum(0) / X_res[label].square().sum(0)
-        py[label], gamma[label], ratios[label] = S[:, 0], float(ratio.mean()), ratio.cpu().numpy()
+        out[label] = (S[:, 0], float(ratio.mean()), ratio.cpu().numpy())
+    return out
 
-    table = variant_table(genotypes, tested)
-    keys = list(picks)
-    lookup = {k: i for i, k in enumerate(keys)}
-    group_of = np.array([lookup.get(k, -1) for k in labels], dtype=np.int64)
-    stats = _scan(genotypes, tested, group_of, keys, py, gamma, Q, block_size, device, dtype, verbose)
-    info = {
+
+def _info(genotypes, model: _Model, fit, plan: _Plan, calib: dict, cg_iterations: list) -> dict:
+    """The result's ``info``: variances, kernels, calibration and solver record."""
+    keys = list(plan.picks)
+    genetic, residual = plan.genetic, plan.residual
+    return {
         "genetic_variance": genetic, "residual_variance": residual, "h2": genetic / (genetic + residual),
-        "loco": bool(loco), "kernels": keys, "gamma": gamma,
-        "calibration_variants": {k: table_ids(genotypes, picks[k]) for k in keys},
-        "calibration_ratios": {k: ratios[k].tolist() for k in keys},
-        "cg_iterations": list(cov.cg_iterations), "reml_method": fit.method,
-        "reml_converged": bool(fit.converged), "n_calibration": int(sum(len(v) for v in picks.values())),
-        "n_model_variants": int(sum(cov.stack.m_eff)),
+        "loco": model.loco, "kernels": keys, "gamma": {k: calib[k][1] for k in keys},
+        "calibration_variants": {k: table_ids(genotypes, plan.picks[k]) for k in keys},
+        "calibration_ratios": {k: calib[k][2].tolist() for k in keys},
+        "cg_iterations": list(cg_iterations), "reml_method": fit.method,
+        "reml_converged": bool(fit.converged), "n_calibration": int(sum(len(v) for v in plan.picks.values())),
+        "n_model_variants": int(sum(model.cov.stack.m_eff)),
     }
-    return GWASResult(variants=table, phenotypes=names, method="lmm", covariate_names=cnames,
-                      n_samples=np.array([n], dtype=np.int64), info=info, **stats)
+
+
+def _tests(genotypes, model: _Model, plan: _Plan, calib: dict, info: dict, part: slice, block_size,
+           verbose) -> GWASResult:
+    """Score tests of the tested variants ``plan.tested[part]`` (``calib`` holds every kernel)."""
+    keys = list(plan.picks)
+    lookup = {k: i for i, k in enumerate(keys)}
+    tested = plan.tested[part]
+    group_of = np.array([lookup.get(k, -1) for k in plan.labels[part]], dtype=np.int64)
+    py = {k: calib[k][0] for k in keys}
+    gamma = {k: calib[k][1] for k in keys}
+    stats = _scan(genotypes, tested, group_of, keys, py, gamma, model.Q, block_size, model.device, model.dtype,
+                  verbose)
+    return GWASResult(variants=variant_table(genotypes, tested), phenotypes=model.names, method="lmm",
+                      covariate_names=model.cnames, n_samples=np.array([genotypes.n_samples], dtype=np.int64),
+                      info=info, **stats)
 
 
 def table_ids(genotypes, positions) -> list[str]:

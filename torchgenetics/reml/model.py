@@ -12,7 +12,7 @@ from ..linalg import ConvergenceWarning, EigenKernel, choose_method, exact_max_n
 from ..memory import available_bytes, dtype_bytes, format_bytes
 from .aireml import optimize
 from .data import prepare_design
-from .exact import DenseREML, SpectralREML, dense_kernel
+from .exact import DenseREML, SpectralREML, dense_kernel, eigen_kernel
 from .fit import REMLFit, derived
 from .kernelset import as_kernel_set
 from .stochastic import StochasticREML
@@ -69,7 +69,7 @@ def _eigen_kernel(ks) -> EigenKernel:
     """Spectral form of the one kernel: given, thin SVD (Woodbury, m < n), or eigh of the dense kernel."""
     if ks.eigen is not None or _low_rank_m(ks) is not None:
         return ks.eigen_kernel()
-    return EigenKernel.from_kernel(dense_kernel(ks.operators[0]))
+    return eigen_kernel(dense_kernel(ks.operators[0]))
 
 
 def _initial(init, ks, t, vy, dtype, device) -> torch.Tensor:

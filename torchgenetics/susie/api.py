@@ -170,33 +170,52 @@ def _start(prob: _Problem, o: _Options, pi: torch.Tensor, L: int, init):
     return state, _settings(o, data), _resumed_elbo(init, L)
 
 
-def _finish(prob: _Problem, o: _Options, pi: torch.Tensor, state, out) -> SusieFit:
-    """Prune null effects, find credible sets and PIPs, and assemble the fit."""
-    data = prob.data
-    trim_null_effects(state, pi, o.prior_tol)
+def _sets(prob: _Problem, o: _Options, alpha: torch.Tensor, V: torch.Tensor) -> dict:
+    """Credible sets of a finished fit (purity subsample from a generator seeded with ``o.seed``)."""
     gen = torch.Generator().manual_seed(o.seed)
-    sets = credible_sets(
-        state.alpha, state.V, data.correlations, coverage=o.coverage,
+    return credible_sets(
+        alpha, V, prob.data.correlations, coverage=o.coverage,
         min_abs_corr=o.min_abs_corr, n_purity=o.n_purity, prior_tol=o.prior_tol,
         null_index=prob.null_index, generator=gen,
     )
+
+
+def _with_sets(prob: _Problem, o: _Options, fit: SusieFit) -> SusieFit:
+    """The fit with its credible sets (computed now when ``_finish`` left them out)."""
+    if fit.sets is None:
+        fit.sets = _sets(prob, o, fit.alpha, fit.V)
+    return fit
+
+
+def _finish(prob: _Problem, o: _Options, pi: torch.Tensor, state, out,
+            with_sets: bool = True) -> SusieFit:
+    """Prune null effects, find PIPs (and credible sets), and assemble the fit.
+
+    Intermediate fits (greedy rounds, refinement steps) skip the credible sets
+    (``with_sets=False``, ``sets`` None): only the fit returned to the caller gets
+    them, through :func:`_with_sets`, with the same seeded subsample.
+    """
+    data = prob.data
+    trim_null_effects(state, pi, o.prior_tol)
     return SusieFit(
         alpha=state.alpha, mu=state.mu, mu2=state.mu2, lbf=state.lbf,
         lbf_variable=state.lbf_variable, KL=state.KL, V=state.V, sigma2=state.sigma2,
         elbo=torch.tensor(out.elbo, dtype=torch.float64), n_iter=out.n_iter,
         converged=out.converged,
         pip=compute_pip(state.alpha, state.V, o.prior_tol, prob.null_index),
-        sets=sets, pi=pi, null_index=prob.null_index,
+        sets=_sets(prob, o, state.alpha, state.V) if with_sets else None,
+        pi=pi, null_index=prob.null_index,
         intercept=prob.intercept_fn(state), fitted=prob.fitted_fn(state),
         X_column_scale_factors=data.csd_data, trace=out.trace if o.track_fit else None,
         seed=o.seed, data_kind=prob.kind, variable_names=prob.names,
     )
 
 
-def _fit_once(prob: _Problem, o: _Options, pi: torch.Tensor, L: int, init) -> SusieFit:
+def _fit_once(prob: _Problem, o: _Options, pi: torch.Tensor, L: int, init,
+              with_sets: bool = True) -> SusieFit:
     state, settings, previous = _start(prob, o, pi, L, init)
     out = ibss(prob.data, state, log_prior_weights(pi), settings, previous)
-    return _finish(prob, o, pi, state, out)
+    return _finish(prob, o, pi, state, out, with_sets)
 
 
 def _resumed_elbo(init, L: int):
@@ -237,13 +256,13 @@ def _greedy_done(o: _Options, fit: SusieFit, history: list, trace: list) -> Susi
 
 def _fit_greedy(prob: _Problem, o: _Options, pi: torch.Tensor, init) -> SusieFit:
     L = _greedy_start_L(o, init)
-    fit = _fit_once(prob, o, pi, L, init)
     if o.L_greedy is None:
-        return fit
+        return _fit_once(prob, o, pi, L, init)
+    fit = _fit_once(prob, o, pi, L, init, with_sets=False)
     history, trace = [], []
     while (L := _greedy_step(o, fit, L, history, trace)) is not None:
-        fit = _fit_once(prob, o, pi, L, fit)
-    return _greedy_done(o, fit, history, trace)
+        fit = _fit_once(prob, o, pi, L, fit, with_sets=False)
+    return _with_sets(prob, o, _greedy_done(o, fit, history, trace))
 
 
 def _n_effects(init) -> int:
@@ -262,14 +281,14 @@ def _refine(prob: _Problem, o: _Options, pi: torch.Tensor, fit: SusieFit) -> Sus
             pi_cs[idx.to(pi.device)] = 0.0
             if float(pi_cs.sum()) <= 0:
                 break
-            step1 = _fit_once(prob, o, pi_cs / pi_cs.sum(), fit.L, None)
+            step1 = _fit_once(prob, o, pi_cs / pi_cs.sum(), fit.L, None, with_sets=False)
             start = {"alpha": step1.alpha, "mu": step1.mu, "mu2": step1.mu2}
-            candidates.append(_fit_once(prob, o, pi, fit.L, start))
+            candidates.append(_fit_once(prob, o, pi, fit.L, start, with_sets=False))
         if not candidates:
             break
         best = max(candidates, key=lambda f: float(f.elbo[-1]))
         if float(best.elbo[-1]) - float(fit.elbo[-1]) > o.tol:
-            fit = best
+            fit = _with_sets(prob, o, best)
         else:
             break
     return fit

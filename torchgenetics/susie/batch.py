@@ -119,7 +119,8 @@ def _fit_round(items, batch_size) -> None:
                 it.fit = out
                 continue
             it.unconverged |= not out.converged
-            it.fit = api._finish(it.prob, it.o, it.pi, out.state, out)
+            it.fit = api._finish(it.prob, it.o, it.pi, out.state, out,
+                                 with_sets=it.o.L_greedy is None)
 
 
 def _run_greedy(items, batch_size) -> None:
@@ -136,7 +137,8 @@ def _run_greedy(items, batch_size) -> None:
                 continue
             L = api._greedy_step(it.o, it.fit, it.L, it.history, it.trace)
             if L is None:
-                it.fit = api._greedy_done(it.o, it.fit, it.history, it.trace)
+                it.fit = api._with_sets(it.prob, it.o,
+                                        api._greedy_done(it.o, it.fit, it.history, it.trace))
             else:
                 it.L, it.init = L, it.fit
                 nxt.append(it)

@@ -72,8 +72,10 @@ _NEWTON_TOL = 1e-7
 _NEWTON_MAX_EVAL = 80
 _NEWTON_MAX_STEP = 2.0
 # Batches of at least this many numpy rows run their Brent searches in lock step (below it,
-# scalar Python steps at ~3 us are cheaper than ~45 small array operations per step).
+# scalar Python steps at ~3 us are cheaper than ~45 small array operations per step), and
+# from _DRIVEN_MIN_ROWS rows up the scalar searches share one batched evaluation per step.
 _LOCK_STEP_MIN_ROWS = 128
+_DRIVEN_MIN_ROWS = 8
 # Rows whose 1/shat^2 agree to this relative tolerance use the one-s fast evaluation.
 _CONST_S_RTOL = 1e-12
 # Use numpy for the arithmetic of CPU tensors (tests switch it off to exercise torch).
@@ -250,10 +252,13 @@ class _Rows:
         self.ll0 = _logsumexp_rows(log_prior)             # log-likelihood at V = 0
         real = log_prior > -math.inf
         self.real = real
+        # 0 on real variables, -inf on padding (added to z^2 - max z^2 by the objective)
+        self.pad = None if bool(real.all()) else _where(real, 0.0, -math.inf)
         s_max = _rowmax(self.s)
         s_min = _rowmin(_where(real, self.s, math.inf))
         lp_min = _rowmin(_where(real, log_prior, math.inf))
         lp_max = _rowmax(log_prior)
+        self.lp_max = lp_max
         self.s_bar = s_max
         fast = (s_min > 0) & (s_min >= s_max * (1.0 - _CONST_S_RTOL)) & (lp_min == lp_max)
         self.fast = fast.tolist()
@@ -262,8 +267,9 @@ class _Rows:
     def take(self, rows) -> "_Rows":
         """The rows ``rows`` as their own :class:`_Rows`."""
         out = object.__new__(_Rows)
-        for name in ("d", "lp", "sigma2", "s", "c", "inv_s2", "ll0", "real", "s_bar"):
+        for name in ("d", "lp", "sigma2", "s", "c", "inv_s2", "ll0", "real", "s_bar", "lp_max"):
             setattr(out, name, _take(getattr(self, name), rows))
+        out.pad = None if self.pad is None else _take(self.pad, rows)
         out.fast = [self.fast[i] for i in (rows.tolist() if hasattr(rows, "tolist") else rows)]
         out.B = len(out.fast)
         return out
@@ -382,7 +388,7 @@ class _Objective:
         self.fast = rows.fast
         self.any_fast = any(self.fast)
         z2max = _rowmax(z2)
-        lp0 = _rowmax(rows.lp)
+        lp0 = rows.lp_max
         self.z2max = z2max.tolist()
         self.s_bar = rows.s_bar.tolist()
         self.lp0 = lp0.tolist()
@@ -392,7 +398,9 @@ class _Objective:
         self._Z = None
         if self.any_fast:
             # z^2 - max z^2 on real variables, -inf on padding (exp gives 0 for any V > 0).
-            self.dz = _where(rows.real, z2 - z2max[:, None], -math.inf)
+            self.dz = z2 - z2max[:, None]
+            if rows.pad is not None:
+                self.dz += rows.pad
 
     @property
     def Z(self):
@@ -432,22 +440,32 @@ class _Objective:
         # likelihood falls all the way from the lower bound up to this point.
         return d1, ea2 + eb - d1 * d1, m1 <= 1.0
 
-    def scalar(self, r: int) -> Callable[[float], float]:
-        """``u -> l(u)`` of row r alone, with as little per-call work as possible (the bits of
-        :meth:`values`)."""
+    def scalar(self, r: int, negate: bool = False) -> Callable[[float], float]:
+        """``u -> l(u)`` (``-l(u)`` with ``negate``) of row r alone, with as little per-call
+        work as possible (the bits of :meth:`values`)."""
         if not (self.fast[r] and _np(self.dz)):
+            if negate:
+                return lambda u: -self.value(u, r)
             return lambda u: self.value(u, r)
         dz, s, lp0, z2max = self.dz[r], self.s_bar[r], self.lp0[r], self.z2max[r]
         buf = np.empty_like(dz)
         multiply, exp, add = np.multiply, np.exp, np.add.reduce
         log, log1p, mexp = math.log, math.log1p, math.exp
 
-        def f(u: float) -> float:
-            t = mexp(u) * s
-            g = t / (1.0 + t)
-            multiply(dz, 0.5 * g, out=buf)
-            exp(buf, out=buf)
-            return lp0 + 0.5 * g * z2max + log(float(add(buf))) - 0.5 * log1p(t)
+        if negate:
+            def f(u: float) -> float:
+                t = mexp(u) * s
+                g = t / (1.0 + t)
+                multiply(dz, 0.5 * g, out=buf)
+                exp(buf, out=buf)
+                return -(lp0 + 0.5 * g * z2max + log(add(buf)) - 0.5 * log1p(t))
+        else:
+            def f(u: float) -> float:
+                t = mexp(u) * s
+                g = t / (1.0 + t)
+                multiply(dz, 0.5 * g, out=buf)
+                exp(buf, out=buf)
+                return lp0 + 0.5 * g * z2max + log(add(buf)) - 0.5 * log1p(t)
 
         return f
 
@@ -623,15 +641,40 @@ def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
     >>> round(brent_minimize(lambda x: (x - 1.5) ** 2, -10.0, 10.0), 6)
     1.5
     """
-    golden = 0.5 * (3.0 - math.sqrt(5.0))
-    sqrt_eps = math.sqrt(2.2e-16)
+    return _brent(f, lower, upper, xatol, max_eval)[0]
+
+
+_GOLDEN = 0.5 * (3.0 - math.sqrt(5.0))
+_BRENT_SQRT_EPS = math.sqrt(2.2e-16)
+
+
+def _brent(f: Callable[[float], float], lower: float, upper: float, xatol: float = 1e-8,
+           max_eval: int = 500) -> tuple[float, float]:
+    """:func:`brent_minimize` returning ``(x, f(x))``: the minimiser is the best point
+    evaluated, so its value comes for free."""
+    search = _brent_steps(lower, upper, xatol, max_eval)
+    u = next(search)
+    try:
+        while True:
+            u = search.send(f(u))
+    except StopIteration as done:
+        return done.value
+
+
+def _brent_steps(lower: float, upper: float, xatol: float = 1e-8, max_eval: int = 500):
+    """Brent's bounded minimiser as a generator: yields each trial point, receives its value,
+    returns ``(x, f(x))`` (``StopIteration.value``). Plain Python floats and locals only: a
+    step costs a fraction of a microsecond besides the evaluation, and whoever drives the
+    search may evaluate many searches' points together (:func:`_brent_driven`)."""
+    golden, sqrt_eps, third = _GOLDEN, _BRENT_SQRT_EPS, xatol / 3.0
     a, b = lower, upper
     x = w = v = a + golden * (b - a)
-    fx = fw = fv = f(x)
+    fx = yield x
+    fw = fv = fx
     step = prev_step = 0.0
     n_eval = 1
     mid = 0.5 * (a + b)
-    tol1 = sqrt_eps * abs(x) + xatol / 3.0
+    tol1 = sqrt_eps * abs(x) + third
     tol2 = 2.0 * tol1
     while abs(x - mid) > tol2 - 0.5 * (b - a):
         use_golden = True
@@ -650,12 +693,16 @@ def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
                 step = p / q
                 u = x + step
                 if (u - a) < tol2 or (b - u) < tol2:
-                    step = tol1 * (1.0 if mid >= x else -1.0)
+                    step = tol1 if mid >= x else -tol1
         if use_golden:
             prev_step = (a - x) if x >= mid else (b - x)
             step = golden * prev_step
-        u = x + (1.0 if step >= 0 else -1.0) * max(abs(step), tol1)
-        fu = f(u)
+        # x + sign(step) * max(|step|, tol1), with the sign applied exactly.
+        size = -step if step < 0 else step
+        if size < tol1:
+            size = tol1
+        u = x + size if step >= 0 else x - size
+        fu = yield u
         n_eval += 1
         if fu <= fx:
             if u >= x:
@@ -673,11 +720,11 @@ def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
             elif fu <= fv or v == x or v == w:
                 v, fv = u, fu
         mid = 0.5 * (a + b)
-        tol1 = sqrt_eps * abs(x) + xatol / 3.0
+        tol1 = sqrt_eps * abs(x) + third
         tol2 = 2.0 * tol1
         if n_eval >= max_eval:
             break
-    return x
+    return x, fx
 
 
 def brent_minimize_batch(f: Callable[[np.ndarray, np.ndarray], np.ndarray], lower: float,
@@ -795,35 +842,53 @@ def _brent_lock_step(f: Callable, lower: float, upper: float, size: int, xatol: 
 
 def _brent_row(objective: _Objective, r: int) -> tuple[float, float]:
     """susieR's Brent search on row r alone: ``(log V, l(log V))``."""
-    best = [math.nan, math.inf]
-    value = objective.scalar(r)
+    u, neg = _brent(objective.scalar(r, negate=True), *_LOG_V_BOUNDS)
+    return u, -neg
 
-    def f(u: float) -> float:
-        v = -value(u)
-        if v <= best[1]:
-            best[:] = [u, v]
-        return v
 
-    u = brent_minimize(f, *_LOG_V_BOUNDS)
-    # Brent returns its best point, which it has evaluated: its value is known.
-    return u, -best[1] if best[0] == u else value(u)
+def _brent_driven(objective: _Objective) -> list:
+    """Every row's scalar Brent search (:func:`_brent_steps`), driven together: the trial
+    points of all searching rows are evaluated in one batched call per step
+    (:meth:`_Objective.values_array`, the bits of the row's scalar evaluation), the step
+    logic stays per row in plain Python. ``(log V, l(log V))`` per row."""
+    size = objective.rows.B
+    searches = [_brent_steps(*_LOG_V_BOUNDS) for _ in range(size)]
+    points = [next(search) for search in searches]
+    rows = list(range(size))
+    result = [None] * size
+    while rows:
+        values = objective.values_array(np.array(points), np.array(rows)).tolist()
+        next_rows, next_points = [], []
+        for r, value in zip(rows, values, strict=True):
+            try:
+                next_points.append(searches[r].send(-value))
+                next_rows.append(r)
+            except StopIteration as done:
+                u, neg = done.value
+                result[r] = (u, -neg)
+        rows, points = next_rows, next_points
+    return result
 
 
 def _brent_log_v(objective: _Objective) -> list:
     """susieR's Brent search for the maximiser of the log-likelihood over log V, per row:
     ``(log V, l(log V))`` pairs.
 
-    Up to ``_LOCK_STEP_MIN_ROWS`` numpy rows search one at a time (scalar Python steps
-    are cheapest); more rows, and torch rows, run in lock step
-    (:func:`_brent_lock_step`: the step logic as array operations and one batched
-    evaluation per step). Either way a row takes the same steps.
+    Every row takes the steps of its own scalar search, whichever way the searches run:
+    below ``_DRIVEN_MIN_ROWS`` numpy rows one after another (scalar Python steps with a
+    dedicated evaluation), up to ``_LOCK_STEP_MIN_ROWS`` driven together with one
+    batched evaluation per step (:func:`_brent_driven`), and more rows, or torch rows, in
+    lock step (:func:`_brent_lock_step`: the step logic itself as array operations).
     """
     size = objective.rows.B
-    if size == 1 or (size < _LOCK_STEP_MIN_ROWS and _np(objective.z2)):
+    numpy_rows = _np(objective.z2)
+    if size == 1 or (size < _DRIVEN_MIN_ROWS and numpy_rows):
         return [_brent_row(objective, r) for r in range(size)]
+    if size < _LOCK_STEP_MIN_ROWS and numpy_rows:
+        return _brent_driven(objective)
 
     def neg(points: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        if _np(objective.z2):
+        if numpy_rows:
             return -objective.values_array(points, rows)
         return -np.asarray(objective.values(points.tolist(), rows.tolist()))
 
