@@ -14,7 +14,7 @@ from torchgenetics import __version__
 from torchgenetics.errors import TorchgenError
 
 # Subcommand modules, in the order ``torchgen --help`` lists them.
-SUBCOMMANDS = ("info", "demo", "reml", "gwas", "sparse_reml", "susie", "scan", "flash", "deepwas", "dream")
+SUBCOMMANDS = ("info", "demo", "reml", "gwas", "sparse_reml", "susie", "mfsusie", "scan", "flash", "deepwas", "dream")
 
 
 def build_parser() -> argparse.ArgumentParser:
