@@ -112,20 +112,23 @@ def test_newton_starts_and_stops_at_bounds():
                                      [0.0], -3.0, 2.0) == [2.0]
 
 
-def test_lock_step_brent_equals_scalar_brent_bit_for_bit():
-    rows_n = ser._LOCK_STEP_MIN_ROWS + 2
+@pytest.mark.parametrize("rows_n", [ser._DRIVEN_MIN_ROWS + 2, ser._LOCK_STEP_MIN_ROWS + 2])
+def test_driven_and_lock_step_brent_equal_scalar_brent_bit_for_bit(rows_n):
+    """Searches driven together (one batched evaluation per step) and in lock step take the
+    steps of the scalar search, also on rows that leave the one-s fast evaluation."""
     rng = np.random.default_rng(0)
     W, p = 64, 50
     d = np.zeros((rows_n, W))
     d[:, :p] = 49.0
     lp = np.full((rows_n, W), -np.inf)
     lp[:, :p] = math.log(1 / p)
+    lp[1::3, :p] = np.log(rng.dirichlet(np.ones(p), size=len(range(1, rows_n, 3))))  # not fast
     x = np.zeros((rows_n, W))
     x[:, :p] = rng.standard_normal((rows_n, p)) * 7.0
     x[:, 3] += rng.uniform(0, 40, rows_n)
     V = np.full(rows_n, 0.3)
     batched = ser._ser_rows(ser._Rows(d, lp, np.ones(rows_n)), x, V, "optim", 0.0, "brent")
-    for i in (0, 57, rows_n - 1):
+    for i in (0, 1, 4, 7, rows_n - 1):
         one = ser._ser_rows(ser._Rows(d[i:i + 1], lp[i:i + 1], np.ones(1)), x[i:i + 1], V[i:i + 1],
                             "optim", 0.0, "brent")
         assert batched.V[i] == one.V[0]
@@ -168,14 +171,19 @@ def test_column_moments_and_finiteness():
 
 def test_cpu_batches_hold_what_fits_in_cache(monkeypatch):
     loci = [simulate(n=100, p=20, causal=(3,), seed=i) for i in range(6)]
-    monkeypatch.setattr(batch_module, "_CPU_CACHE_BYTES", 2 * 100 * 20 * 8)
     sizes = []
     original = batch_module.ibss_batch
     monkeypatch.setattr(batch_module, "ibss_batch",
                         lambda backends, *a, **k: sizes.append(len(backends)) or original(backends, *a, **k))
+    monkeypatch.setattr(batch_module, "_CPU_CACHE_BYTES", 4 * 100 * 20 * 8)
     fits = susie_batch(loci, L=2)
-    assert max(sizes) == 2 and sum(sizes) == 6
+    assert sizes == [4, 2]
     assert torch.equal(fits[3].alpha, susie(*loci[3], L=2).alpha)
+    # fewer than _CPU_MIN_SHARED loci in cache: one at a time
+    sizes.clear()
+    monkeypatch.setattr(batch_module, "_CPU_CACHE_BYTES", 3 * 100 * 20 * 8)
+    susie_batch(loci, L=2)
+    assert sizes == [1] * 6
     assert data_module.IndividualData(*loci[0]).data_bytes() == 100 * 20 * 8
 
 

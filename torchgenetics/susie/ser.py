@@ -71,11 +71,13 @@ _SUBSET_EVAL = 0.6
 _NEWTON_TOL = 1e-7
 _NEWTON_MAX_EVAL = 80
 _NEWTON_MAX_STEP = 2.0
-# Batches of at least this many numpy rows run their Brent searches in lock step (below it,
-# scalar Python steps at ~3 us are cheaper than ~45 small array operations per step), and
-# from _DRIVEN_MIN_ROWS rows up the scalar searches share one batched evaluation per step.
-_LOCK_STEP_MIN_ROWS = 128
-_DRIVEN_MIN_ROWS = 8
+# Brent searches of a batch of numpy rows (measured per row, p = 200 and 1,000): below
+# _DRIVEN_MIN_ROWS rows one at a time (a scalar step with its own evaluation, ~3 us);
+# from there the scalar searches share one batched evaluation per step (2-3x cheaper per
+# row at 32-128 rows); from _LOCK_STEP_MIN_ROWS rows the step logic itself runs as ~45
+# array operations per step for all rows.
+_LOCK_STEP_MIN_ROWS = 256
+_DRIVEN_MIN_ROWS = 16
 # Rows whose 1/shat^2 agree to this relative tolerance use the one-s fast evaluation.
 _CONST_S_RTOL = 1e-12
 # Use numpy for the arithmetic of CPU tensors (tests switch it off to exercise torch).
@@ -443,29 +445,20 @@ class _Objective:
     def scalar(self, r: int, negate: bool = False) -> Callable[[float], float]:
         """``u -> l(u)`` (``-l(u)`` with ``negate``) of row r alone, with as little per-call
         work as possible (the bits of :meth:`values`)."""
+        sign = -1.0 if negate else 1.0  # multiplying by +-1 is exact
         if not (self.fast[r] and _np(self.dz)):
-            if negate:
-                return lambda u: -self.value(u, r)
-            return lambda u: self.value(u, r)
+            return lambda u: sign * self.value(u, r)
         dz, s, lp0, z2max = self.dz[r], self.s_bar[r], self.lp0[r], self.z2max[r]
         buf = np.empty_like(dz)
         multiply, exp, add = np.multiply, np.exp, np.add.reduce
         log, log1p, mexp = math.log, math.log1p, math.exp
 
-        if negate:
-            def f(u: float) -> float:
-                t = mexp(u) * s
-                g = t / (1.0 + t)
-                multiply(dz, 0.5 * g, out=buf)
-                exp(buf, out=buf)
-                return -(lp0 + 0.5 * g * z2max + log(add(buf)) - 0.5 * log1p(t))
-        else:
-            def f(u: float) -> float:
-                t = mexp(u) * s
-                g = t / (1.0 + t)
-                multiply(dz, 0.5 * g, out=buf)
-                exp(buf, out=buf)
-                return lp0 + 0.5 * g * z2max + log(add(buf)) - 0.5 * log1p(t)
+        def f(u: float) -> float:
+            t = mexp(u) * s
+            g = t / (1.0 + t)
+            multiply(dz, 0.5 * g, out=buf)
+            exp(buf, out=buf)
+            return sign * (lp0 + 0.5 * g * z2max + log(add(buf)) - 0.5 * log1p(t))
 
         return f
 

@@ -70,11 +70,12 @@ def _cs_members(alpha: np.ndarray, coverage: float) -> list:
     running = np.cumsum(ranked, axis=1, dtype=np.float64).astype(alpha.dtype, copy=False)
     size = np.minimum((running < alpha.dtype.type(coverage)).sum(axis=1) + 1, p).tolist()
     out = []
-    for row, k in zip(alpha, size, strict=True):
+    for r, k in enumerate(size):
+        row = alpha[r]
         if k == 0:
             out.append(np.zeros(0, dtype=np.int64))
             continue
-        edge = ranked[len(out), k - 1]
+        edge = ranked[r, k - 1]
         if edge != edge:  # NaN in the set: rank as a stable sort of -alpha does
             out.append(np.sort(np.argsort(-row, kind="stable")[:k]))
             continue
