@@ -498,8 +498,10 @@ def main(argv=None) -> dict:
             upper = [p for p in pts if p[0] >= 4000]
             if 2 <= len(upper) < len(pts):
                 a_up = fit_exponent(*zip(*upper, strict=True))
+                a_up_cpu = fit_exponent(*zip(*[c for c in cpu if c[0] >= 4000], strict=True))
                 result[f"exponent_{method}_n_ge_4000"] = a_up
-                print(f"    over n = {[p[0] for p in upper]} only: t ~ n^{a_up:.2f}")
+                result[f"exponent_{method}_cpu_n_ge_4000"] = a_up_cpu
+                print(f"    over n = {[p[0] for p in upper]} only: t ~ n^{a_up:.2f} (CPU seconds: n^{a_up_cpu:.2f})")
     both = [r for r in rows if "skipped" not in r["exact"] and "skipped" not in r["stochastic"]]
     if both:
         measured, fitted = crossover([r["n"] for r in both], [r["exact"]["seconds"] for r in both],
@@ -510,6 +512,7 @@ def main(argv=None) -> dict:
         result["crossover_cpu_measured"], result["crossover_cpu_fitted"] = cm, cf
         print(f"crossover: first measured n with stochastic faster: {measured}; "
               f"fitted power laws cross at n ~ {fitted:,.0f}" if fitted else f"crossover: {measured}")
+        print(f"    on CPU seconds: first measured {cm}; fitted n ~ {cf:,.0f}" if cf else f"    on CPU seconds: {cm}")
 
     mem_sizes = [sizes[-1]] if args.memory_sizes is None else args.memory_sizes
     if mem_sizes:

@@ -23,8 +23,9 @@ Per evaluation at ``theta``:
    of ``theta`` with a Monte Carlo standard error.
 
 Genotype passes per evaluation: ``its(phase 1) + its(phase 2) + lanczos_steps + 1 +
-its(AI solve)``; once per fit: the preconditioner sketch (``power_iters + 2``
-passes) and ``K_g Z`` (one pass).
+its(AI solve)``, plus one for the initial residual of each warm-started solve; once
+per fit: the preconditioner sketch (``power_iters + 2`` passes) and ``K_g Z`` (one
+pass). ``benchmarks/REML_COST_MODEL.md`` has the measured counts.
 """
 
 from __future__ import annotations
