@@ -68,12 +68,16 @@ def distributed_session(enabled: bool):
               "SLURM_PROCID); running as one process", file=sys.stderr)
         yield False
         return
+    finished = False
     try:
         if is_main():
             yield world_size() > 1
         else:
             with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
                 yield world_size() > 1
+        finished = True
     finally:
         if created and dist.is_initialized():
+            if finished:
+                dist.barrier()  # every rank done with its collectives before the group goes away
             dist.destroy_process_group()
