@@ -519,7 +519,7 @@ class _Objective:
         """Per-row (g, t), and c = g/2 for all rows (when most are asked) or just ``rows``."""
         gt = [self._g(u, r) for u, r in zip(points, rows, strict=True)]
         if len(rows) > _SUBSET_EVAL * self.rows.B:
-            c = [1.0] * self.rows.B  # placeholder for rows not asked (their results unused)
+            c = [1.0] * self.rows.B  # filler for rows not asked (their results unused)
             for (g, _), r in zip(gt, rows, strict=True):
                 c[r] = 0.5 * g
             return gt, c, list(rows), None
