@@ -38,7 +38,7 @@ import torch
 
 from ..errors import FileFormatError, InputError, MissingFileError
 
-__all__ = ["FORMAT_VERSION", "save_h5", "load_h5", "h5_format"]
+__all__ = ["FORMAT_VERSION", "save_h5", "load_h5", "h5_format", "StoredDataclass"]
 
 FORMAT_VERSION = 1
 _VERSION_ATTR = "torchgenetics_format_version"
@@ -455,3 +455,44 @@ def _read_frame(group: h5py.Group) -> pd.DataFrame:
     frame = pd.DataFrame(data, index=index)
     frame.columns = pd.Index([tuple(n) if isinstance(n, list) else n for n in names])
     return frame
+
+
+class StoredDataclass:
+    """Mixin giving a dataclass ``to_dict``, ``save`` and ``load`` through :func:`save_h5`.
+
+    The subclass sets ``h5_format_name`` (the format written in the file header and
+    checked on load) and defines ``from_dict(content, source=...)``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Point(StoredDataclass):
+    ...     x: float
+    ...     h5_format_name = "Point"
+    ...     @classmethod
+    ...     def from_dict(cls, content, source="dict"):
+    ...         return cls(**content)
+    >>> path = os.path.join(tempfile.mkdtemp(), "p.h5")
+    >>> Point(1.5).save(path)
+    >>> Point.load(path).x
+    1.5
+    """
+
+    h5_format_name: str = ""
+
+    def to_dict(self) -> dict:
+        """Plain nested dict of the dataclass fields (the HDF5 layout)."""
+        from dataclasses import fields
+
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def save(self, path) -> None:
+        """Write the object to HDF5 (:func:`save_h5`); :meth:`load` restores it exactly."""
+        save_h5(path, self.to_dict(), format_name=self.h5_format_name)
+
+    @classmethod
+    def load(cls, path):
+        """Read an object written by :meth:`save` (tensors on CPU)."""
+        return cls.from_dict(load_h5(path, format_name=cls.h5_format_name), source=path)

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
+from ..io.store import StoredDataclass
 
 __all__ = ["SusieFit"]
 
@@ -23,7 +24,7 @@ _FORMAT = "SusieFit"
 
 
 @dataclass
-class SusieFit:
+class SusieFit(StoredDataclass):
     """A fitted SuSiE model (susieR's ``"susie"`` object).
 
     Attributes
@@ -85,6 +86,8 @@ class SusieFit:
     >>> fit.sets["cs"][0].tolist(), round(float(fit.pip[3]), 3)
     ([3], 1.0)
     """
+
+    h5_format_name = _FORMAT
 
     alpha: torch.Tensor
     mu: torch.Tensor
@@ -288,47 +291,6 @@ class SusieFit:
                 f"n_cs={len(self.sets['cs'])}, elbo={float(self.elbo[-1]) if len(self.elbo) else math.nan:.4f})")
 
     # ---- storage ------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """Plain nested dict of the fields (the HDF5 layout).
-
-        Examples
-        --------
-        >>> sorted(_toy_fit().to_dict())[:3]
-        ['KL', 'V', 'X_column_scale_factors']
-        """
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def save(self, path) -> None:
-        """Write the fit to HDF5 (``torchgenetics.io.store.save_h5``); :meth:`load` restores it exactly.
-
-        Examples
-        --------
-        >>> import tempfile, os
-        >>> path = os.path.join(tempfile.mkdtemp(), "fit.h5")
-        >>> fit = _toy_fit(); fit.save(path)
-        >>> bool(torch.equal(SusieFit.load(path).alpha, fit.alpha))
-        True
-        """
-        from ..io.store import save_h5
-
-        save_h5(path, self.to_dict(), format_name=_FORMAT)
-
-    @classmethod
-    def load(cls, path) -> "SusieFit":
-        """Read a fit written by :meth:`save` (tensors on CPU).
-
-        Examples
-        --------
-        >>> import tempfile, os
-        >>> path = os.path.join(tempfile.mkdtemp(), "fit.h5")
-        >>> _toy_fit().save(path)
-        >>> SusieFit.load(path).n_iter
-        3
-        """
-        from ..io.store import load_h5
-
-        return cls.from_dict(load_h5(path, format_name=_FORMAT), source=path)
-
     @classmethod
     def from_dict(cls, content: dict, source="dict") -> "SusieFit":
         """Rebuild a fit from :meth:`to_dict` output (e.g. read back from HDF5).

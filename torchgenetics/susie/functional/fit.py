@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from ...errors import InputError
+from ...io.store import StoredDataclass
 from ..fit import SusieFit
 from .curves import band_quantile, coefficient_curves, effect_curve_moments, synthesis_matrix
 
@@ -27,7 +28,7 @@ _FORMAT = "MfsusieFit"
 
 
 @dataclass
-class MfsusieFit:
+class MfsusieFit(StoredDataclass):
     """A fitted multi-outcome functional SuSiE model.
 
     Attributes
@@ -107,6 +108,8 @@ class MfsusieFit:
     >>> fit.sets["cs"][0].tolist(), fit.niter == fit.n_iter
     ([2], True)
     """
+
+    h5_format_name = _FORMAT
 
     alpha: torch.Tensor
     mu: torch.Tensor
@@ -358,47 +361,6 @@ class MfsusieFit:
                 f"converged={self.converged}, n_cs={len(self.sets['cs'])}, elbo={last:.4f})")
 
     # ---- storage ------------------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """Plain nested dict of the fields (the HDF5 layout).
-
-        Examples
-        --------
-        >>> "prior_pi" in _toy_fit().to_dict()
-        True
-        """
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def save(self, path) -> None:
-        """Write the fit to HDF5 (``torchgenetics.io.store.save_h5``); :meth:`load` restores it exactly.
-
-        Examples
-        --------
-        >>> import tempfile, os
-        >>> path = os.path.join(tempfile.mkdtemp(), "fit.h5")
-        >>> fit = _toy_fit(); fit.save(path)
-        >>> bool(torch.equal(MfsusieFit.load(path).mu, fit.mu))
-        True
-        """
-        from ...io.store import save_h5
-
-        save_h5(path, self.to_dict(), format_name=_FORMAT)
-
-    @classmethod
-    def load(cls, path) -> "MfsusieFit":
-        """Read a fit written by :meth:`save` (tensors on CPU).
-
-        Examples
-        --------
-        >>> import tempfile, os
-        >>> path = os.path.join(tempfile.mkdtemp(), "fit.h5")
-        >>> _toy_fit().save(path)
-        >>> MfsusieFit.load(path).outcome_names
-        ['y']
-        """
-        from ...io.store import load_h5
-
-        return cls.from_dict(load_h5(path, format_name=_FORMAT), source=path)
-
     @classmethod
     def from_dict(cls, content: dict, source="dict") -> "MfsusieFit":
         """Rebuild a fit from :meth:`to_dict` output (e.g. read back from HDF5).
