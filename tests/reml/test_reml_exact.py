@@ -143,3 +143,36 @@ def test_boundary_estimate_is_zero_and_converged(rh, data):
     ref, _ = reference_fit(y, [data["K"], noise], data["X"])
     assert fit.converged
     assert np.abs(fit.variances.numpy() - ref).max() < TOL
+
+
+def test_he_regression_equals_the_pairwise_least_squares(data):
+    """HE moments equal the least-squares regression of y*y*' on vec(M K_g M), vec(M), written out."""
+    from torchgenetics.reml.moments import he_regression
+
+    y, X = data["y"], data["X"]
+    Ks = [data["K1"], data["K2"]]
+    n = len(y)
+    M = torch.eye(n, dtype=torch.float64) - X @ torch.linalg.solve(X.T @ X, X.T)
+    ys = M @ y
+    design = torch.stack([(M @ K @ M).reshape(-1) for K in Ks] + [M.reshape(-1)], 1)
+    expected = torch.linalg.lstsq(design, torch.outer(ys, ys).reshape(-1, 1)).solution.squeeze(1)
+    assert torch.allclose(he_regression(Ks, y, X), expected, rtol=1e-9, atol=1e-10)
+
+
+def test_mixed_precision_grm_agrees_with_double(data):
+    """float32 genotype blocks accumulated in float64: the fit moves by rounding only."""
+    from torchgenetics.reml.exact import dense_kernel
+
+    sim, y, X = data["sim"], data["y"], data["X"][:, 1:]
+    grm = GRM(sim.to_genotypes())
+    exact = grm.to_dense()
+    mixed = dense_kernel(grm, "mixed")
+    assert torch.equal(mixed, mixed.mT)
+    err = float((mixed - exact).abs().max())
+    assert 0 < err < 1e-6 * float(exact.abs().max())
+    a = reml(y, grm, X, grm_precision="mixed", tol=1e-12, param_tol=1e-10)
+    b = reml(y, grm, X, grm_precision="double", tol=1e-12, param_tol=1e-10)
+    assert a.settings["grm_precision"] == "mixed"
+    assert float((a.variances - b.variances).abs().max()) < 1e-6
+    with pytest.raises(Exception, match="grm_precision"):
+        reml(y, grm, X, grm_precision="half")

@@ -10,7 +10,8 @@ tried instead. The fit stops when both the change of the log-likelihood and the
 largest parameter change (relative to ``sum(theta)``) fall below their tolerances:
 either the changes of the last accepted step, or those the AI step predicts
 (``score' AI^-1 score / 2`` and the projected step), in which case that last,
-small step is still taken (so exact fits end well inside the tolerances).
+small step is not taken (it would cost a full evaluation to move the estimate by
+less than the tolerance).
 
 An *evaluator* supplies ``evaluate(theta) -> Evaluation`` (likelihood, score, AI)
 and ``objective(theta) -> Objective`` (likelihood only, for the line search). A
@@ -250,12 +251,15 @@ def optimize(evaluator, theta0, lower, n, max_iter=50, tol=1e-6, param_tol=1e-6,
         for it in range(1, max_iter + 1):
             found = None
             ai_dir, decrement = _ai_direction(ev, theta, lower)
-            small = False
             if ai_dir is not None:
                 pred_l = 0.5 * decrement
                 pred_t = float((torch.maximum(theta + ai_dir, lower) - theta).abs().max() / theta.sum())
-                small = abs(pred_l) < tol and pred_t < param_tol
-            for kind, direction in (("AI", ai_dir),) + ((("EM", None),) if not small else ()):
+                if abs(pred_l) < tol and pred_t < param_tol:
+                    it -= 1
+                    d_l, d_t = pred_l, pred_t
+                    converged, message = True, "converged (the remaining AI step is below both tolerances)"
+                    break
+            for kind, direction in (("AI", ai_dir), ("EM", None)):
                 if kind == "EM":
                     direction = _em_direction(ev, theta, n)
                 if direction is None:
@@ -266,11 +270,7 @@ def optimize(evaluator, theta0, lower, n, max_iter=50, tol=1e-6, param_tol=1e-6,
                     break
             if found is None:
                 it -= 1
-                if small:
-                    d_l, d_t = pred_l, pred_t
-                    converged, message = True, "converged (the remaining AI step is below both tolerances)"
-                else:
-                    message = "stopped: neither an AI nor an EM step increased the likelihood"
+                message = "stopped: neither an AI nor an EM step increased the likelihood"
                 break
             kind, t, new_theta, new_obj = found
             d_l = new_obj.value - obj.value
@@ -281,7 +281,7 @@ def optimize(evaluator, theta0, lower, n, max_iter=50, tol=1e-6, param_tol=1e-6,
             history.append(_entry(it, kind, t, theta, obj, ev.loglik_se, d_l, d_t))
             bar.update(1)
             bar.set_postfix(loglik=f"{ev.loglik:.4f}", step=kind)
-            if (small and kind == "AI") or (abs(d_l) < tol and d_t < param_tol):
+            if abs(d_l) < tol and d_t < param_tol:
                 converged, message = True, "converged"
                 break
     return OptimResult(ev, it, converged, d_l, d_t, history, message)
