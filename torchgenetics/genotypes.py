@@ -1008,13 +1008,14 @@ def _decode_codes(packed: np.ndarray, table: np.ndarray, out: np.ndarray) -> Non
 
 
 def _standardize(block: np.ndarray, mean: np.ndarray, inv_sd: np.ndarray) -> np.ndarray:
-    """``block = (block - mean) * inv_sd`` per column, NaN -> 0, in place.
+    """``block = block * inv_sd + (-mean * inv_sd)`` per column, NaN -> 0, in place.
 
+    Rounded as :func:`_affine_table` rounds, so every source gives the same values.
     Single-threaded numpy; parallelism comes from :class:`_Lanes`.
     """
     missing = np.isnan(block)
-    np.subtract(block, mean, out=block)
     np.multiply(block, inv_sd, out=block)
+    np.add(block, -mean * inv_sd, out=block)
     np.copyto(block, 0.0, where=missing)
     return block
 

@@ -135,6 +135,24 @@ def test_driven_and_lock_step_brent_equal_scalar_brent_bit_for_bit(rows_n):
         assert np.array_equal(batched.alpha[i], one.alpha[0])
 
 
+def test_prior_rows_reused_across_sweeps_give_the_same_constants():
+    """The sigma2-free row constants computed once per batch equal a fresh computation."""
+    rng = np.random.default_rng(3)
+    d = np.zeros((3, 64))
+    d[:, :50] = 49.0
+    d[1:, :50] += rng.uniform(0, 10, (2, 50))  # rows 1, 2: unequal 1/shat^2
+    d[1, 7] = 0.0  # an uninformative variable
+    lp = np.full((3, 64), -np.inf)
+    lp[:, :50] = math.log(1 / 50)
+    lp[2, :50] = np.log(rng.dirichlet(np.ones(50)))
+    prior = ser._PriorRows(d, lp)
+    for sigma2 in (np.array([1.0, 0.5, 2.0]), np.array([0.3, 0.3, 0.9])):
+        fresh, reused = ser._Rows(d, lp, sigma2), ser._Rows(d, lp, sigma2, prior)
+        for name in ("s", "c", "inv_s2", "ll0", "real", "pad", "s_bar", "lp_max"):
+            assert np.array_equal(getattr(fresh, name), getattr(reused, name))
+        assert fresh.fast == reused.fast == [True, False, False]
+
+
 def test_many_loci_batch_equals_one_by_one():
     """Enough loci for the lock-step searches; still the one-locus fits bit for bit."""
     loci = [simulate(n=60, p=12, causal=(2,), effect=0.8 * (i % 3), seed=200 + i)

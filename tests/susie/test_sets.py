@@ -22,6 +22,22 @@ def test_pip_prunes_small_prior_variances_and_the_null_column():
     assert torch.equal(pip(alpha, torch.zeros(3, dtype=F64)), torch.zeros(3, dtype=F64))
 
 
+def test_pip_numpy_path_equals_the_torch_formula_bit_for_bit():
+    """PIPs of CPU tensors come from numpy; they equal torch's product over the kept effects."""
+    g = torch.Generator().manual_seed(4)
+    alpha = torch.softmax(5 * torch.randn(7, 40, generator=g, dtype=F64), dim=1)
+    V = torch.tensor([1.0, 0.0, 0.3, 1e-12, 2.0, 0.5, 0.1], dtype=F64)
+    for null_index in (-1, 39):
+        keep = torch.ones(40, dtype=torch.bool)
+        if null_index >= 0:
+            keep[null_index] = False
+        kept = alpha[V > 1e-9][:, keep]
+        assert torch.equal(pip(alpha, V, 1e-9, null_index), 1.0 - torch.prod(1.0 - kept, dim=0))
+        assert torch.equal(pip(alpha, None, 1e-9, null_index),
+                           1.0 - torch.prod(1.0 - alpha[:, keep], dim=0))
+    assert pip(alpha, torch.zeros(7, dtype=F64), null_index=39).shape == (39,)
+
+
 def test_smallest_set_reaching_coverage_with_ties_in_index_order():
     alpha = torch.tensor([[0.25, 0.5, 0.25, 0.0]], dtype=F64)
     assert in_credible_set(alpha, 0.7).tolist() == [[True, True, False, False]]  # tie: lower index

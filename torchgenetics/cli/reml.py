@@ -52,6 +52,8 @@ OPTIONS = {
     "probes": (dict(type=int, metavar="K", help="Hutchinson probes of the stochastic path (default 100)"), 100),
     "precond-rank": (dict(type=int, metavar="R", help="rank of the projected-core preconditioner (stochastic; default 100, 0 disables)"), 100),
     "max-iter": (dict(type=int, metavar="N", help="maximum AI-REML iterations (default 50)"), 50),
+    "grm-precision": (dict(choices=("mixed", "double"), help="exact path: float32 genotype products accumulated in "
+                           "float64 (mixed, default; GRM entries to ~1e-6) or float64 throughout (double)"), "mixed"),
     "device": (dict(metavar="cpu|cuda", help="torch device (default cpu)"), "cpu"),
     "memory-budget": (dict(metavar="SIZE", help="memory this run may use, e.g. 8GiB (sets TORCHGEN_MEMORY_BUDGET)"), None),
     "seed": (dict(type=int, metavar="S", help="seed of the stochastic probes (default 0)"), 0),
@@ -477,6 +479,7 @@ def _run(o, distributed: bool) -> int:
             clock = time.perf_counter()
             options = dict(method=o["method"], num_probes=o["probes"], precond_rank=o["precond-rank"],
                            max_iter=o["max-iter"], seed=o["seed"], verbose=o["verbose"], report=alignment,
+                           grm_precision=o["grm-precision"],
                            covariate_names=alignment.covariate_names)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")

@@ -19,6 +19,7 @@ True
 """
 
 from torchgenetics.linalg._operator import Operator, as_operator
+from torchgenetics.linalg.banded import BlockTridiagonalKernel, ShiftedFactor
 from torchgenetics.linalg.cg import CGResult, ConvergenceWarning, block_cg, solve
 from torchgenetics.linalg.exact import (
     EXACT_CROSSOVER_N,
@@ -52,6 +53,8 @@ __all__ = [
     "solve",
     "EXACT_CROSSOVER_N",
     "EigenKernel",
+    "BlockTridiagonalKernel",
+    "ShiftedFactor",
     "choose_method",
     "exact_max_n",
     "exact_solve_logdet",

@@ -114,7 +114,7 @@ class REMLFit:
         Per iterate: ``iteration, step ("init"/"AI"/"EM"), step_size, loglik,
         loglik_se, delta_loglik, delta_theta, theta``.
     method : str
-        ``"exact-eigh"``, ``"exact-woodbury"``, ``"exact-cholesky"`` or ``"stochastic"``.
+        ``"exact-band"``, ``"exact-eigh"``, ``"exact-woodbury"``, ``"exact-cholesky"`` or ``"stochastic"``.
     n : int
         Samples used.
     n_dropped : int
@@ -266,7 +266,7 @@ class REMLFit:
         Examples
         --------
         >>> print(_example_fit().summary().splitlines()[0])
-        REML fit (exact-eigh): n = 200, 1 genetic component, converged in 6 iterations
+        REML fit (exact-band): n = 200, 1 genetic component, converged in 5 iterations
         """
         G = self.n_components
         state = f"converged in {self.n_iter} iterations" if self.converged else f"NOT converged ({self.message})"

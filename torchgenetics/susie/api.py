@@ -70,6 +70,13 @@ def _as_int(value, name: str, allow_none: bool = False):
     return int(value)
 
 
+def _as_floats(value) -> list:
+    """A scalar or a sequence (list, array, tensor) of numbers as a flat list of floats."""
+    if isinstance(value, numbers.Real):
+        return [float(value)]
+    return torch.as_tensor(value, dtype=torch.float64).reshape(-1).tolist()
+
+
 def _check_options(o: _Options, p: int, standardize: bool) -> None:
     o.L = _as_int(o.L, "L")
     o.max_iter = _as_int(o.max_iter, "max_iter")
@@ -89,12 +96,12 @@ def _check_options(o: _Options, p: int, standardize: bool) -> None:
                          f"got {o.prior_optimizer!r}")
     if o.convergence not in ("elbo", "pip"):
         raise InputError(f"convergence must be 'elbo' or 'pip', got {o.convergence!r}")
-    spv = torch.as_tensor(o.scaled_prior_variance, dtype=torch.float64).reshape(-1)
-    if spv.numel() not in (1, o.L):
+    spv = _as_floats(o.scaled_prior_variance)
+    if len(spv) not in (1, o.L):
         raise InputError(f"scaled_prior_variance must be a scalar or have length L = {o.L}")
-    if bool((spv < 0).any()) or not bool(torch.isfinite(spv).all()):
+    if not all(0 <= v < math.inf for v in spv):
         raise InputError("scaled_prior_variance must be finite and non-negative")
-    if standardize and bool((spv > 1).any()):
+    if standardize and any(v > 1 for v in spv):
         raise InputError("scaled_prior_variance must be at most 1 when standardize=True")
     if o.residual_variance is not None and not o.residual_variance > 0:
         raise InputError(f"residual_variance must be positive, got {o.residual_variance}")

@@ -36,7 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConvergenceError, InputError
-from .ser import _Rows, _ser_rows, as_tensor, engine_array
+from .ser import _PriorRows, _Rows, _ser_rows, as_tensor, engine_array
 
 __all__ = ["IBSSState", "IBSSSettings", "IBSSOutcome", "initial_state", "ibss", "ibss_batch",
            "trim_null_effects"]
@@ -46,6 +46,9 @@ _SHARED = ("prior_method", "prior_optimizer", "check_null_threshold",
            "estimate_residual_variance", "max_iter", "tol", "convergence", "track_fit", "verbose")
 # Loci are padded to a multiple of this many variables; loci of one padded width run together.
 _WIDTH_STEP = 64
+# Per-effect fields of a batch: (B, W) arrays per effect, and (L, B) scalars.
+_FIELDS = ("alpha", "mu", "mu2", "lbf_variable")
+_SCALARS = ("V", "lbf", "KL", "q")
 
 
 @dataclass
@@ -229,10 +232,10 @@ def initial_state(data, L: int, V: torch.Tensor, sigma2: float, init=None,
         if s0 is not None:
             sigma2 = float(s0)
     nan = torch.full((L,), math.nan, dtype=dtype, device=device)
-    b = alpha * mu
-    if bool((b != 0).any()):
+    b = None if init is None else alpha * mu
+    if b is not None and bool((b != 0).any()):
         effect_fits = data.effect_fitted(b.T).T.contiguous()
-    else:  # a cold start: no product needed
+    else:  # a cold start (or an all-zero init): no product needed
         effect_fits = torch.zeros((L, data.m), dtype=dtype, device=device)
     return IBSSState(
         alpha=alpha, mu=mu, mu2=mu2, V=V, sigma2=float(sigma2), lbf=nan.clone(), KL=nan.clone(),
@@ -247,7 +250,14 @@ def _width(p: int) -> int:
 
 class _Batch:
     """B loci of one padded width W in the IBSS loop: per-locus engines, and the SER
-    quantities stacked as (L, B, W) engine arrays (padding: ``d = 0``, ``-inf`` log prior)."""
+    quantities of the loci stacked per effect (padding: ``d = 0``, ``-inf`` log prior).
+
+    ``alpha``, ``mu``, ``mu2`` and ``lbf_variable`` are lists of L (B, W) engine arrays:
+    a sweep that updates every locus stores the new arrays in place of the old ones (no
+    copy); one that updates some loci writes their rows in place, except in ``alpha``,
+    whose stored arrays are never modified (a partial update writes a copy), so a shallow
+    copy of ``alpha`` is a snapshot. ``V``, ``lbf``, ``KL`` and ``q`` are (L, B).
+    """
 
     def __init__(self, backends, states: list[IBSSState], log_priors: list[torch.Tensor],
                  width: int):
@@ -257,11 +267,11 @@ class _Batch:
         like = engine_array(states[0].alpha)
         L, B = states[0].L, len(states)
         self.L, self.W = L, width
-        for name in ("alpha", "mu", "mu2", "lbf_variable"):
+        for name in _FIELDS:
             out = _zeros((L, B, width), like)
             for j, st in enumerate(states):
                 out[:, j, : self.p[j]] = engine_array(getattr(st, name).contiguous())
-            setattr(self, name, out)
+            setattr(self, name, list(out))
         for name in ("V", "lbf", "KL"):
             out = _zeros((L, B), like)
             for j, st in enumerate(states):
@@ -274,6 +284,7 @@ class _Batch:
         for j, (b, lp) in enumerate(zip(self.backends, log_priors, strict=True)):
             self.d[j, : self.p[j]] = engine_array(b.d.contiguous())
             self.log_prior[j, : self.p[j]] = engine_array(lp.to(b.d.dtype).contiguous())
+        self.prior = _PriorRows(self.d, self.log_prior)
 
     @property
     def B(self) -> int:
@@ -282,17 +293,24 @@ class _Batch:
 
     def take(self, keep: list[int]) -> None:
         """Keep only the loci ``keep`` (positions in the current batch)."""
-        for name in ("alpha", "mu", "mu2", "lbf_variable", "V", "lbf", "KL", "q"):
+        for name in _FIELDS:
+            setattr(self, name, [_index(a, keep, 0) for a in getattr(self, name)])
+        for name in _SCALARS:
             setattr(self, name, _index(getattr(self, name), keep, 1))
         self.d, self.log_prior = _index(self.d, keep, 0), _index(self.log_prior, keep, 0)
+        self.prior = _PriorRows(self.d, self.log_prior)
         for name in ("backends", "p", "sigma2", "engines"):
             values = getattr(self, name)
             setattr(self, name, [values[j] for j in keep])
 
+    def rows(self, name: str, j: int) -> torch.Tensor:
+        """The (L, p) field ``name`` (alpha, mu, mu2 or lbf_variable) of locus j, unpadded (a
+        new tensor)."""
+        return as_tensor(_stack_rows(getattr(self, name), j, self.p[j]))
+
     def moments(self, j: int):
         """alpha, mu, mu2 of locus j as tensors, unpadded and contiguous (copies)."""
-        p = self.p[j]
-        return tuple(_tensor_copy(getattr(self, n)[:, j, :p]) for n in ("alpha", "mu", "mu2"))
+        return tuple(self.rows(n, j) for n in ("alpha", "mu", "mu2"))
 
     def locus(self, j: int) -> IBSSState:
         """The state of locus j as a one-locus :class:`IBSSState`."""
@@ -301,7 +319,7 @@ class _Batch:
         return IBSSState(
             alpha=alpha, mu=mu, mu2=mu2, V=_tensor_copy(self.V[:, j]), sigma2=self.sigma2[j],
             lbf=_tensor_copy(self.lbf[:, j]), KL=_tensor_copy(self.KL[:, j]),
-            lbf_variable=_tensor_copy(self.lbf_variable[:, j, : self.p[j]]),
+            lbf_variable=self.rows("lbf_variable", j),
             effect_fits=effect_fits, fitted=fitted,
         )
 
@@ -318,6 +336,12 @@ def _zeros(shape, like):
     return like.new_zeros(shape)
 
 
+def _stack_rows(arrays: list, j: int, p: int):
+    """Row j (first p entries) of each array, stacked: an (L, p) array."""
+    rows = [a[j, :p] for a in arrays]
+    return np.stack(rows) if isinstance(rows[0], np.ndarray) else torch.stack(rows)
+
+
 def _index(x, idx: list[int], axis: int):
     if isinstance(x, np.ndarray):
         return np.take(x, idx, axis=axis)
@@ -328,8 +352,6 @@ def _tensor_copy(a) -> torch.Tensor:
     return as_tensor(_copy(a))
 
 
-_FIELDS = ("alpha", "mu", "mu2", "lbf_variable")
-_SCALARS = ("V", "lbf", "KL", "q")
 
 
 def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
@@ -337,8 +359,9 @@ def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
     like = batch.d
     sigma2 = np.asarray(batch.sigma2, dtype=like.dtype) if isinstance(like, np.ndarray) else \
         torch.tensor(batch.sigma2, dtype=like.dtype, device=like.device)
-    rows_all = _Rows(batch.d, batch.log_prior, sigma2)
+    rows_all = _Rows(batch.d, batch.log_prior, sigma2, batch.prior)
     B, W = batch.B, batch.W
+    xtr_all = _zeros((B, W), like)  # residual products; padding stays 0, nothing keeps a view
     memo = [None] * B  # per locus: (engine version, V, effect) of its last zero-to-zero update
     for k in range(batch.L):
         V_old = batch.V[k].tolist()
@@ -353,8 +376,10 @@ def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
                 todo.append(j)
         if dst:  # identical inputs: copy the earlier effect's regression
             for name in _FIELDS:
-                arr = getattr(batch, name)
-                arr[k, dst] = arr[src, dst]
+                arrays = getattr(batch, name)
+                target = _writable(arrays, k, name)
+                for j, earlier in zip(dst, src, strict=True):
+                    target[j] = arrays[earlier][j]
             for name in _SCALARS:
                 arr = getattr(batch, name)
                 arr[k, dst] = arr[src, dst]
@@ -362,15 +387,19 @@ def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
             continue
         whole = len(todo) == B
         rows = rows_all if whole else rows_all.take(todo)
-        xtr = _zeros((len(todo), W), like)
+        xtr = xtr_all if whole else _zeros((len(todo), W), like)
         for r, j in enumerate(todo):
             batch.engines[j].xtr_into(k, xtr[r])
         V_in = batch.V[k] if whole else _index(batch.V[k], todo, 0)
         out = _ser_rows(rows, xtr, V_in, settings.prior_method, settings.check_null_threshold,
                         settings.prior_optimizer)
         sel = slice(None) if whole else todo
-        batch.alpha[k, sel], batch.mu[k, sel], batch.mu2[k, sel] = out.alpha, out.mu, out.mu2
-        batch.lbf_variable[k, sel] = out.lbf
+        for name, value in zip(_FIELDS, (out.alpha, out.mu, out.mu2, out.lbf), strict=True):
+            arrays = getattr(batch, name)
+            if whole:
+                arrays[k] = value
+            else:
+                _writable(arrays, k, name)[sel] = value
         batch.V[k, sel], batch.lbf[k, sel], batch.KL[k, sel] = out.V, out.lbf_model, out.KL
         batch.q[k, sel] = out.q
         for r, (j, zero) in enumerate(zip(todo, out.zero, strict=True)):
@@ -382,6 +411,14 @@ def _sweep(batch: _Batch, settings: IBSSSettings) -> None:
                 eng.set_effect(k, None, xtr[r])
             else:
                 eng.set_effect(k, out.eb[r], xtr[r])
+
+
+def _writable(arrays: list, k: int, name: str):
+    """Effect k's array of the batch field ``name``, ready for a partial update in place
+    (for ``alpha`` a copy put in its place: the previous iteration's snapshot keeps the old)."""
+    if name == "alpha":
+        arrays[k] = _copy(arrays[k])
+    return arrays[k]
 
 
 def _shared_settings(settings: list[IBSSSettings]) -> IBSSSettings:
@@ -426,7 +463,7 @@ def _run(batch: _Batch, rows: list, s: IBSSSettings, settings: list[IBSSSettings
     resumed = [e is not None and math.isfinite(e) for e in previous_elbo]
     prev_elbo = [e if r else -math.inf for e, r in zip(previous_elbo, resumed, strict=True)]
     n_loci = len(results)
-    prev_alpha = _copy(batch.alpha)
+    prev_alpha = list(batch.alpha)  # a snapshot (stored arrays are never modified)
     for it in range(1, s.max_iter + 1):
         _sweep(batch, s)
         done = []
@@ -445,7 +482,8 @@ def _run(batch: _Batch, rows: list, s: IBSSSettings, settings: list[IBSSSettings
                                   "sigma2": batch.sigma2[j], "elbo": value})
             if it > 1 or resumed[i]:
                 if s.convergence == "pip" or not math.isfinite(value):
-                    delta = float(np.abs(_np(batch.alpha[:, j]) - _np(prev_alpha[:, j])).max())
+                    delta = max(float(np.abs(_np(a[j]) - _np(b[j])).max())
+                                for a, b in zip(batch.alpha, prev_alpha, strict=True))
                 else:
                     delta = value - prev_elbo[i]
                     if it == 1 and delta < 0:  # a resumed fit must not stop on a drop
@@ -480,7 +518,7 @@ def _run(batch: _Batch, rows: list, s: IBSSSettings, settings: list[IBSSSettings
             keep = [j for j in range(len(rows)) if j not in gone]
             batch.take(keep)
             rows[:] = [rows[j] for j in keep]
-        prev_alpha = _copy(batch.alpha)
+        prev_alpha = list(batch.alpha)
 
 
 def _copy(a):

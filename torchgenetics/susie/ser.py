@@ -191,11 +191,17 @@ def _where(cond, a, b):
 
 
 def _rowmax(x):
-    return x.max(axis=-1) if _np(x) else x.amax(dim=-1)
+    return np.maximum.reduce(x, axis=-1) if _np(x) else x.amax(dim=-1)
+
+
+def _rowsum(x):
+    """Sums over the last axis (numpy's ufunc reduction called directly: the bits of
+    ``x.sum(-1)`` without its Python-level wrapper)."""
+    return np.add.reduce(x, axis=-1) if _np(x) else x.sum(-1)
 
 
 def _rowmin(x):
-    return x.min(axis=-1) if _np(x) else x.amin(dim=-1)
+    return np.minimum.reduce(x, axis=-1) if _np(x) else x.amin(dim=-1)
 
 
 def _vector(values, like):
@@ -228,10 +234,27 @@ def _stack(parts):
 
 def _logsumexp_rows(x):
     m = _rowmax(x)
-    return _log(_exp(x - m[:, None]).sum(-1)) + m
+    return _log(_rowsum(_exp(x - m[:, None]))) + m
 
 
 # ---- per-row constants of a batch of SERs ------------------------------------------------
+
+class _PriorRows:
+    """The parts of :class:`_Rows` that do not depend on sigma2: computed once per batch of
+    loci (``d`` and ``log_prior`` are fixed during IBSS) and reused by every sweep."""
+
+    def __init__(self, d, log_prior):
+        informative = d > 0
+        self.informative = informative
+        self.safe_d = _where(informative, d, 1.0)
+        self.ll0 = _logsumexp_rows(log_prior)             # log-likelihood at V = 0
+        real = log_prior > -math.inf
+        self.real = real
+        # 0 on real variables, -inf on padding (added to z^2 - max z^2 by the objective)
+        self.pad = None if bool(real.all()) else _where(real, 0.0, -math.inf)
+        self.lp_max = _rowmax(log_prior)
+        self.uniform = _rowmin(_where(real, log_prior, math.inf)) == self.lp_max
+
 
 class _Rows:
     """Constants of B single-effect regressions, one per row, fixed during an IBSS sweep.
@@ -240,29 +263,22 @@ class _Rows:
     ``log_prior = -inf``), ``sigma2`` is (B,). A row is "fast" when every real
     variable is informative (``d > 0``), their ``1/shat^2`` agree to 1e-12 (the
     standardised case) and the prior is uniform: its likelihood derivatives then
-    need one exponential per variable and one stacked product.
+    need one exponential per variable and one stacked product. ``prior``: the
+    :class:`_PriorRows` of ``d`` and ``log_prior`` when already computed.
     """
 
-    def __init__(self, d, log_prior, sigma2):
+    def __init__(self, d, log_prior, sigma2, prior: _PriorRows | None = None):
+        prior = _PriorRows(d, log_prior) if prior is None else prior
         self.d, self.lp, self.sigma2 = d, log_prior, sigma2
-        informative = d > 0
         s2 = sigma2[:, None]
-        safe_d = _where(informative, d, 1.0)
-        self.s = _where(informative, d / s2, 0.0)          # 1 / shat^2
-        self.c = _where(informative, 1.0 / (safe_d * s2), 0.0)  # z^2 = xtr^2 * c
+        self.s = _where(prior.informative, d / s2, 0.0)          # 1 / shat^2
+        self.c = _where(prior.informative, 1.0 / (prior.safe_d * s2), 0.0)  # z^2 = xtr^2 * c
         self.inv_s2 = 1.0 / sigma2
-        self.ll0 = _logsumexp_rows(log_prior)             # log-likelihood at V = 0
-        real = log_prior > -math.inf
-        self.real = real
-        # 0 on real variables, -inf on padding (added to z^2 - max z^2 by the objective)
-        self.pad = None if bool(real.all()) else _where(real, 0.0, -math.inf)
+        self.ll0, self.real, self.pad, self.lp_max = prior.ll0, prior.real, prior.pad, prior.lp_max
         s_max = _rowmax(self.s)
-        s_min = _rowmin(_where(real, self.s, math.inf))
-        lp_min = _rowmin(_where(real, log_prior, math.inf))
-        lp_max = _rowmax(log_prior)
-        self.lp_max = lp_max
+        s_min = _rowmin(_where(prior.real, self.s, math.inf))
         self.s_bar = s_max
-        fast = (s_min > 0) & (s_min >= s_max * (1.0 - _CONST_S_RTOL)) & (lp_min == lp_max)
+        fast = (s_min > 0) & (s_min >= s_max * (1.0 - _CONST_S_RTOL)) & prior.uniform
         self.fast = fast.tolist()
         self.B = d.shape[0]
 
@@ -291,7 +307,7 @@ def _lbf_stage(rows: _Rows, z2, V):
     lpo = lbf + rows.lp
     m = _rowmax(lpo)
     w = _exp(lpo - m[:, None])
-    S = w.sum(-1)
+    S = _rowsum(w)
     return lbf, w, S, _log(S) + m, opt
 
 
@@ -467,7 +483,7 @@ class _Objective:
         if not self.fast[r]:
             return self._slow_values([u], [r])[0]
         g, t = self._g(u, r)
-        return self._fast_value(r, g, t, float(_exp(self.dz[r] * (0.5 * g)).sum()))
+        return self._fast_value(r, g, t, float(_rowsum(_exp(self.dz[r] * (0.5 * g)))))
 
     def values(self, points: list, rows: list) -> list:
         """``l(u)`` at ``points`` for the rows ``rows``."""
@@ -985,8 +1001,8 @@ def _ser_rows(rows: _Rows, xtr, V, method: str, check_null_threshold: float,
     mu2 = post_var + mu * mu
     eb = alpha * mu
     eb2 = alpha * mu2
-    q = (rows.d * eb2).sum(-1)
-    kl = -lbf_model + (eb * xtr).sum(-1) * rows.inv_s2 - q * (0.5 * rows.inv_s2)
+    q = _rowsum(rows.d * eb2)
+    kl = -lbf_model + _rowsum(eb * xtr) * rows.inv_s2 - q * (0.5 * rows.inv_s2)
     if method == "EM":
         V_em = eb2.sum(-1)
         null = rows.ll0 + check_null_threshold >= _loglik(rows, z2, V_em)

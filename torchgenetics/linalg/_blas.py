@@ -1,0 +1,147 @@
+"""Symmetric level-3 BLAS (``syrk``, ``dsymm``, ``dsyr2k``) on column-major arrays.
+
+numpy and torch expose general matrix products only; a symmetric rank-2k update
+of the lower triangle does half of their work. SciPy publishes the BLAS it links
+to as ``scipy.linalg.cython_blas`` (function pointers in ``__pyx_capi__``); they
+are called here through ctypes with an explicit leading dimension, so a trailing
+sub-matrix is updated in place without a copy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["symm_lower", "syr2k_lower", "syrk_lower"]
+
+_INT, _DBL = ctypes.c_int, ctypes.c_double
+_SIGNATURE = ctypes.CFUNCTYPE(
+    None, ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(_INT), ctypes.POINTER(_INT),
+    ctypes.POINTER(_DBL), ctypes.c_void_p, ctypes.POINTER(_INT), ctypes.c_void_p, ctypes.POINTER(_INT),
+    ctypes.POINTER(_DBL), ctypes.c_void_p, ctypes.POINTER(_INT),
+)
+
+
+_FLT = ctypes.c_float
+_SYRK = {
+    np.float64: ("dsyrk", _DBL), np.float32: ("ssyrk", _FLT),
+}
+
+
+def _syrk_signature(scalar):
+    return ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(_INT), ctypes.POINTER(_INT),
+                            ctypes.POINTER(scalar), ctypes.c_void_p, ctypes.POINTER(_INT), ctypes.POINTER(scalar),
+                            ctypes.c_void_p, ctypes.POINTER(_INT))
+
+
+@lru_cache(maxsize=None)
+def _routine(name: str):
+    from scipy.linalg import cython_blas
+
+    api = ctypes.pythonapi
+    api.PyCapsule_GetName.restype = ctypes.c_char_p
+    api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    capsule = cython_blas.__pyx_capi__[name]
+    signature = {"dsyrk": _syrk_signature(_DBL), "ssyrk": _syrk_signature(_FLT)}.get(name, _SIGNATURE)
+    return signature(api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule)))
+
+
+def _address(a: np.ndarray, row: int, col: int) -> int:
+    return a.ctypes.data + (row + col * a.shape[0]) * a.itemsize
+
+
+def _fortran(x: np.ndarray, name: str) -> np.ndarray:
+    if x.dtype != np.float64 or not x.flags.f_contiguous:
+        raise ValueError(f"{name} must be a column-major float64 array")
+    return x
+
+
+def symm_lower(A: np.ndarray, start: int, B: np.ndarray) -> np.ndarray:
+    """``A[start:, start:] @ B`` reading only the lower triangle of that block.
+
+    Parameters
+    ----------
+    A : np.ndarray
+        (n, n) column-major float64; its trailing block from ``start`` is symmetric
+        with the lower triangle stored.
+    start : int
+    B : np.ndarray
+        (n - start, k) column-major float64.
+
+    Returns
+    -------
+    np.ndarray
+        (n - start, k) column-major.
+
+    Examples
+    --------
+    >>> A = np.asfortranarray(np.tril(np.arange(9.0).reshape(3, 3)))
+    >>> S = np.tril(A) + np.tril(A, -1).T
+    >>> B = np.asfortranarray(np.ones((2, 1)))
+    >>> bool(np.allclose(symm_lower(A, 1, B), S[1:, 1:] @ B))
+    True
+    """
+    _fortran(A, "A"), _fortran(B, "B")
+    r, k = B.shape
+    out = np.zeros((r, k), order="F")
+    _routine("dsymm")(b"L", b"L", _INT(r), _INT(k), _DBL(1.0), _address(A, start, start), _INT(A.shape[0]),
+                      B.ctypes.data, _INT(r), _DBL(0.0), out.ctypes.data, _INT(r))
+    return out
+
+
+def syr2k_lower(A: np.ndarray, start: int, V: np.ndarray, W: np.ndarray) -> None:
+    """In place ``A[start:, start:] -= V W' + W V'`` on the lower triangle only.
+
+    Parameters
+    ----------
+    A : np.ndarray
+        (n, n) column-major float64.
+    start : int
+    V, W : np.ndarray
+        (n - start, k) column-major float64.
+
+    Examples
+    --------
+    >>> A = np.asfortranarray(np.zeros((3, 3)))
+    >>> V = np.asfortranarray(np.ones((3, 1)))
+    >>> syr2k_lower(A, 0, V, V)
+    >>> float(A[2, 0]), float(A[0, 2])
+    (-2.0, 0.0)
+    """
+    _fortran(A, "A"), _fortran(V, "V"), _fortran(W, "W")
+    r, k = V.shape
+    _routine("dsyr2k")(b"L", b"N", _INT(r), _INT(k), _DBL(-1.0), V.ctypes.data, _INT(r), W.ctypes.data,
+                       _INT(r), _DBL(1.0), _address(A, start, start), _INT(A.shape[0]))
+
+
+def syrk_lower(C: np.ndarray, rows: np.ndarray, beta: float = 1.0) -> None:
+    """In place ``C = beta C + R R'`` on the lower triangle, for the rows ``R`` of a C-ordered array.
+
+    Parameters
+    ----------
+    C : np.ndarray
+        (n, n) column-major, float32 or float64 (the dtype of ``rows``).
+    rows : np.ndarray
+        (n, k) C-contiguous (i.e. ``R'`` column-major).
+    beta : float
+
+    Examples
+    --------
+    >>> R = np.arange(6.0).reshape(3, 2)
+    >>> C = np.zeros((3, 3), order="F")
+    >>> syrk_lower(C, R)
+    >>> bool(np.allclose(np.tril(C), np.tril(R @ R.T)))
+    True
+    """
+    if rows.dtype.type not in _SYRK or C.dtype != rows.dtype or not rows.flags.c_contiguous:
+        raise ValueError("rows must be C-contiguous float32/float64 and C of the same dtype")
+    if not C.flags.f_contiguous:
+        raise ValueError("C must be column-major")
+    name, scalar = _SYRK[rows.dtype.type]
+    n, k = rows.shape
+    _routine(name)(b"L", b"T", _INT(n), _INT(k), scalar(1.0), rows.ctypes.data, _INT(k),
+                                             scalar(beta), C.ctypes.data, _INT(C.shape[0]))
