@@ -36,6 +36,7 @@ Usage::
 
     .venv/bin/python benchmarks/susie.py
     .venv/bin/python benchmarks/susie.py --loci 50 --pysusie-loci 2   # quicker
+    .venv/bin/python benchmarks/susie.py --parts 1                     # one-locus part only
 """
 
 from __future__ import annotations
@@ -292,6 +293,23 @@ def banded_rss(p: int, window: int, L: int, gwas_n: int, seed: int) -> None:
           f"({dense / max(added, 1):.0f}x less)")
 
 
+def one_locus(repeats: int, seed: int) -> None:
+    print("1. one locus, n = 1,000, L = 10: torchgen susie vs pysusie susie (tol 1e-4), "
+          f"best of {repeats}")
+    susie(*locus(200, 50, np.random.default_rng(0), True), L=5)  # warm-up
+    for p in (1000, 5000):
+        single_locus(p, n=1000, L=10, seed=seed + p, repeats=repeats)
+
+
+def scans(args) -> None:
+    print(f"2. scan: {args.loci} loci of p = 1,000, L = 10")
+    scan(args.loci, n=args.scan_n, p=1000, L=10, n_py=args.pysusie_loci, seed=args.seed,
+         repeats=args.scan_repeats, goal=5.0)
+    print(f"2b. scan of small loci: {args.loci} loci of p = 200, n = 500, L = 10")
+    scan(args.loci, n=500, p=200, L=10, n_py=args.pysusie_loci, seed=args.seed + 1,
+         repeats=args.scan_repeats)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loci", type=int, default=200)
@@ -301,7 +319,10 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scan-repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--parts", default="1,2,3",
+                        help="comma-separated parts to run (1: one locus, 2: scans, 3: banded RSS)")
     args = parser.parse_args(argv)
+    parts = {part.strip() for part in args.parts.split(",")}
     torch.set_num_threads(1)
     from threadpoolctl import threadpool_limits
 
@@ -310,19 +331,13 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, 1 thread (torch and BLAS); float64 on CPU; "
           f"machine load average {load} on {os.cpu_count()} cores; "
           f"CUDA: {'available (not timed here)' if torch.cuda.is_available() else 'no device'}")
-    print("3. susie_rss with a banded LD operator")
-    banded_rss(args.rss_p, window=100, L=10, gwas_n=10000, seed=args.seed)
-    print("1. one locus, n = 1,000, L = 10: torchgen susie vs pysusie susie (tol 1e-4), "
-          f"best of {args.repeats}")
-    susie(*locus(200, 50, np.random.default_rng(0), True), L=5)  # warm-up
-    for p in (1000, 5000):
-        single_locus(p, n=1000, L=10, seed=args.seed + p, repeats=args.repeats)
-    print(f"2. scan: {args.loci} loci of p = 1,000, L = 10")
-    scan(args.loci, n=args.scan_n, p=1000, L=10, n_py=args.pysusie_loci, seed=args.seed,
-         repeats=args.scan_repeats, goal=5.0)
-    print(f"2b. scan of small loci: {args.loci} loci of p = 200, n = 500, L = 10")
-    scan(args.loci, n=500, p=200, L=10, n_py=args.pysusie_loci, seed=args.seed + 1,
-         repeats=args.scan_repeats)
+    if "3" in parts:
+        print("3. susie_rss with a banded LD operator")
+        banded_rss(args.rss_p, window=100, L=10, gwas_n=10000, seed=args.seed)
+    if "1" in parts:
+        one_locus(args.repeats, args.seed)
+    if "2" in parts:
+        scans(args)
 
 
 if __name__ == "__main__":
