@@ -118,30 +118,35 @@ def syr2k_lower(A: np.ndarray, start: int, V: np.ndarray, W: np.ndarray) -> None
                        _INT(r), _DBL(1.0), _address(A, start, start), _INT(A.shape[0]))
 
 
-def syrk_lower(C: np.ndarray, rows: np.ndarray, beta: float = 1.0) -> None:
-    """In place ``C = beta C + R R'`` on the lower triangle, for the rows ``R`` of a C-ordered array.
+def syrk_lower(C: np.ndarray, Z: np.ndarray, beta: float = 1.0) -> None:
+    """In place ``C = beta C + Z Z'`` on the lower triangle.
 
     Parameters
     ----------
     C : np.ndarray
-        (n, n) column-major, float32 or float64 (the dtype of ``rows``).
-    rows : np.ndarray
-        (n, k) C-contiguous (i.e. ``R'`` column-major).
+        (n, n) column-major, float32 or float64 (the dtype of ``Z``).
+    Z : np.ndarray
+        (n, k), C- or column-contiguous (read in place either way).
     beta : float
 
     Examples
     --------
-    >>> R = np.arange(6.0).reshape(3, 2)
+    >>> Z = np.arange(6.0).reshape(3, 2)
     >>> C = np.zeros((3, 3), order="F")
-    >>> syrk_lower(C, R)
-    >>> bool(np.allclose(np.tril(C), np.tril(R @ R.T)))
+    >>> syrk_lower(C, Z)
+    >>> syrk_lower(C, np.asfortranarray(Z))
+    >>> bool(np.allclose(np.tril(C), 2 * np.tril(Z @ Z.T)))
     True
     """
-    if rows.dtype.type not in _SYRK or C.dtype != rows.dtype or not rows.flags.c_contiguous:
-        raise ValueError("rows must be C-contiguous float32/float64 and C of the same dtype")
-    if not C.flags.f_contiguous:
-        raise ValueError("C must be column-major")
-    name, scalar = _SYRK[rows.dtype.type]
-    n, k = rows.shape
-    _routine(name)(b"L", b"T", _INT(n), _INT(k), scalar(1.0), rows.ctypes.data, _INT(k),
-                                             scalar(beta), C.ctypes.data, _INT(C.shape[0]))
+    if Z.dtype.type not in _SYRK or C.dtype != Z.dtype or not C.flags.f_contiguous:
+        raise ValueError("Z must be float32/float64 and C a column-major array of the same dtype")
+    n, k = Z.shape
+    if Z.flags.f_contiguous:
+        trans, lda = b"N", max(n, 1)
+    elif Z.flags.c_contiguous:
+        trans, lda = b"T", max(k, 1)  # Z' is column-major
+    else:
+        raise ValueError("Z must be C- or column-contiguous")
+    name, scalar = _SYRK[Z.dtype.type]
+    _routine(name)(b"L", trans, _INT(n), _INT(k), scalar(1.0), Z.ctypes.data, _INT(lda), scalar(beta),
+                   C.ctypes.data, _INT(C.shape[0]))

@@ -1,16 +1,21 @@
 """Exact restricted likelihood, score and average information.
 
-Two evaluators for :func:`~torchgenetics.reml.aireml.optimize`:
+Three evaluators for :func:`~torchgenetics.reml.aireml.optimize`:
 
+* :class:`BandREML` - one dense kernel reduced once to ``K = Q T Q'`` with ``T``
+  block tridiagonal (:class:`~torchgenetics.linalg.BlockTridiagonalKernel`,
+  ``4/3 n^3`` flops of level-3 BLAS); ``[X | y]`` is rotated once and every
+  evaluation is a block Cholesky of ``theta_g T + theta_e I``, O(n b^2).
 * :class:`DenseREML` - any number of dense kernels; one Cholesky factorisation of
-  ``V`` per evaluation and, for the score and AI, its inverse (``n^3 / 3``
+  ``V`` per evaluation and, for the traces, its inverse (``n^3 / 3``
   multiply-adds each for ``potrf``, ``trtri`` and ``lauum``), O(n^3).
 * :class:`SpectralREML` - one kernel in spectral form ``K = Q diag(lam) Q^T``
   (Q n x q orthonormal; q < n for a low-rank GRM ``Z Z^T / m`` via a thin SVD, the
-  Woodbury case). The data are rotated once; afterwards every evaluation costs
-  O(q p^2): ``V`` is diagonal in the basis ``[Q, Q_perp]``, and everything the
-  complement contributes is carried by the Gram matrix of ``[X | y]``
-  projected off ``Q``.
+  Woodbury case; an eigendecomposition off CPU). The data are rotated once;
+  afterwards every evaluation costs O(q p^2).
+
+A dense GRM is accumulated from standardized genotype blocks (:func:`dense_kernel`),
+with float32 products accumulated in float64 by default.
 
 With ``P = V^-1 - V^-1 X (X'V^-1X)^-1 X'V^-1`` and ``K_{G+1} = I``:
 ``loglik = -0.5 (log|V| + log|X'V^-1X| + y'Py)``,
@@ -28,7 +33,7 @@ from ..errors import InputError
 from ..linalg import EigenKernel
 from .aireml import Evaluation, Objective
 
-__all__ = ["BandREML", "DenseREML", "SpectralREML", "dense_kernel", "eigen_kernel"]
+__all__ = ["BandREML", "DenseREML", "SpectralREML", "builds_from_genotypes", "dense_kernel", "eigen_kernel"]
 
 # Row tiles of the symmetric Gram accumulation in :func:`dense_kernel`: with r tiles
 # the lower triangle costs (r + 1) / (2 r) of a full GEMM (56% at r = 8) while each
@@ -47,12 +52,24 @@ _GRAM_BLOCK_COLUMNS = 2048
 PRECISIONS = ("mixed", "double")
 
 
+def builds_from_genotypes(op) -> bool:
+    """Whether :func:`dense_kernel` accumulates ``op`` from genotype blocks into a new matrix.
+
+    Examples
+    --------
+    >>> builds_from_genotypes(torch.eye(2))
+    False
+    """
+    from ..operators import GRM
+
+    return isinstance(op, GRM) and not getattr(op, "distributed", False)
+
+
 def _grm_blocks(op, precision: str):
     """Standardized column blocks of a single-process GRM (or GRMStack component), else None."""
     from ..memory import dtype_bytes, plan_block
-    from ..operators import GRM
 
-    if not isinstance(op, GRM) or getattr(op, "distributed", False):
+    if not builds_from_genotypes(op):
         return None
     dtype = torch.float32 if precision == "mixed" and op.dtype == torch.float64 else op.dtype
     block_size = plan_block(op.m_eff, op.shape[-1] * dtype_bytes(dtype), live_copies=3, device=op.device,
@@ -91,13 +108,13 @@ def _gram_lower_syrk(blocks, n, dtype) -> torch.Tensor:
     part = None
     strips = [round(i * n / _GRAM_TILES) for i in range(_GRAM_TILES + 1)]
     for _, z in blocks:
-        rows = z.contiguous().numpy()
-        if rows.dtype == acc.dtype:
-            syrk_lower(acc, rows)
+        cols = z.numpy() if (z.is_contiguous() or z.mT.is_contiguous()) else z.contiguous().numpy()
+        if cols.dtype == acc.dtype:
+            syrk_lower(acc, cols)
             continue
         if part is None:
-            part = np.zeros((n, n), dtype=rows.dtype, order="F")
-        syrk_lower(part, rows, beta=0.0)
+            part = np.zeros((n, n), dtype=cols.dtype, order="F")
+        syrk_lower(part, cols, beta=0.0)
         for j0, j1 in zip(strips[:-1], strips[1:], strict=True):  # lower column strips only
             acc[j0:, j0:j1] += part[j0:, j0:j1]
     del part

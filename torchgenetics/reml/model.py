@@ -12,7 +12,15 @@ from ..linalg import BlockTridiagonalKernel, ConvergenceWarning, choose_method, 
 from ..memory import available_bytes, dtype_bytes, format_bytes
 from .aireml import optimize
 from .data import prepare_design
-from .exact import PRECISIONS, BandREML, DenseREML, SpectralREML, dense_kernel, eigen_kernel
+from .exact import (
+    PRECISIONS,
+    BandREML,
+    DenseREML,
+    SpectralREML,
+    builds_from_genotypes,
+    dense_kernel,
+    eigen_kernel,
+)
 from .fit import REMLFit, derived
 from .kernelset import as_kernel_set
 from .moments import he_regression
@@ -253,7 +261,8 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
             K = dense_kernel(ks.operators[0], grm_precision)
             traces = K.diagonal().sum().reshape(1)
             if K.device.type == "cpu" and K.dtype == torch.float64 and not K.requires_grad:
-                evaluator = BandREML(BlockTridiagonalKernel.from_kernel(K), yv, X)
+                owned = builds_from_genotypes(ks.operators[0])  # reduce in place, no n x n copy
+                evaluator = BandREML(BlockTridiagonalKernel.from_kernel(K, overwrite=owned), yv, X)
                 label = "exact-band"
             else:
                 evaluator = SpectralREML(eigen_kernel(K), yv, X)
