@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..linalg import EigenKernel
 from .aireml import Evaluation, Objective
 
-__all__ = ["BandREML", "DenseREML", "SpectralREML", "builds_from_genotypes", "dense_kernel", "eigen_kernel"]
+__all__ = ["BandREML", "DenseREML", "SpectralREML", "builds_from_genotypes", "dense_kernel"]
 
 # Row tiles of the symmetric Gram accumulation in :func:`dense_kernel`: with r tiles
 # the lower triangle costs (r + 1) / (2 r) of a full GEMM (56% at r = 8) while each
@@ -169,40 +169,6 @@ def dense_kernel(op, precision: str = "double") -> torch.Tensor:
         return K if torch.equal(K, K.mT) else 0.5 * (K + K.mT)
     n = op.shape[-1]
     return _gram_lower(blocks, n, op.dtype, op.device).div_(op.m_eff)
-
-
-def eigen_kernel(K: torch.Tensor) -> EigenKernel:
-    """Eigendecomposition of a dense symmetric kernel, once per fit (O(n^3)).
-
-    On CPU in float64 this calls LAPACK ``syevd`` through SciPy rather than
-    ``torch.linalg.eigh``: on the benchmark machine (one thread, n = 4,000) SciPy's
-    build took 10.2 CPU s against 15.8 s for torch's, whose tridiagonalisation is
-    fast (``eigvalsh`` 2.9 s) but whose eigenvector phase is not. Other devices and
-    dtypes use torch. Negative rounding-level eigenvalues are clamped to 0.
-
-    Parameters
-    ----------
-    K : torch.Tensor
-        (n, n) symmetric (its lower triangle is used).
-
-    Returns
-    -------
-    EigenKernel
-
-    Examples
-    --------
-    >>> K = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
-    >>> [round(v, 12) for v in eigen_kernel(K).eigenvalues.tolist()]
-    [1.0, 3.0]
-    """
-    if K.device.type == "cpu" and K.dtype == torch.float64 and not K.requires_grad:
-        from scipy.linalg import eigh
-
-        lam, Q = eigh(K.numpy(), lower=True, driver="evd", check_finite=False)
-        lam, Q = torch.from_numpy(lam), torch.from_numpy(Q)
-    else:
-        lam, Q = torch.linalg.eigh(K)
-    return EigenKernel(Q, lam.clamp_min(0.0))
 
 
 class _DenseFactor:

@@ -8,7 +8,13 @@ import warnings
 import torch
 
 from ..errors import InputError, MemoryBudgetError
-from ..linalg import BlockTridiagonalKernel, ConvergenceWarning, choose_method, exact_max_n
+from ..linalg import (
+    BlockTridiagonalKernel,
+    ConvergenceWarning,
+    EigenKernel,
+    choose_method,
+    exact_max_n,
+)
 from ..memory import available_bytes, dtype_bytes, format_bytes
 from .aireml import optimize
 from .data import prepare_design
@@ -19,7 +25,6 @@ from .exact import (
     SpectralREML,
     builds_from_genotypes,
     dense_kernel,
-    eigen_kernel,
 )
 from .fit import REMLFit, derived
 from .kernelset import as_kernel_set
@@ -32,12 +37,19 @@ METHODS = ("auto", "exact", "stochastic")
 
 
 def _exact_bytes(ks) -> int:
-    """Working set of the exact path: the dense kernels plus about four n x n matrices."""
+    """Working set of the exact path.
+
+    One low-rank GRM: three n x m factors. One dense kernel: the kernel, reduced in
+    place, its reflectors (half of it) and a float32 block product (half), 2.5 n^2
+    values with a margin. Several: the kernels, V, its inverse and the block
+    product, (G + 3) n^2.
+    """
     if ks.G == 1:
         factor_m = _low_rank_m(ks)
         if factor_m is not None:
             return 3 * ks.n * factor_m * dtype_bytes(ks.dtype)
-    return (ks.G + 4) * ks.n * ks.n * dtype_bytes(ks.dtype)
+        return 3 * ks.n * ks.n * dtype_bytes(ks.dtype)
+    return (ks.G + 3) * ks.n * ks.n * dtype_bytes(ks.dtype)
 
 
 def _low_rank_m(ks):
@@ -265,7 +277,7 @@ def reml(y, kernels, covariates=None, *, method="auto", init=None, names=None, c
                 evaluator = BandREML(BlockTridiagonalKernel.from_kernel(K, overwrite=owned), yv, X)
                 label = "exact-band"
             else:
-                evaluator = SpectralREML(eigen_kernel(K), yv, X)
+                evaluator = SpectralREML(EigenKernel.from_kernel(K), yv, X)
                 label = "exact-eigh"
             del K
         elif ks.G == 1:
