@@ -489,7 +489,7 @@ def main(argv=None) -> dict:
         if len(pts) >= 2:
             a = fit_exponent(*zip(*pts, strict=True))
             result[f"exponent_{method}"] = a
-            goal = "goal <= 1.3" if method == "stochastic" else "expected ~3 (n^2 m GRM + n^3 eigh)"
+            goal = "goal <= 1.3" if method == "stochastic" else "expected <= 3 (n^2 m GRM + 4/3 n^3 block tridiagonal reduction)"
             print(f"fitted exponent, {method}: t ~ n^{a:.2f} over n = {[p[0] for p in pts]} ({goal})")
             cpu = [(r["n"], r[method]["cpu_seconds"]) for r in rows if "skipped" not in r[method]]
             a_cpu = fit_exponent(*zip(*cpu, strict=True))

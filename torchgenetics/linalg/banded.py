@@ -14,28 +14,40 @@ block Takahashi recursion) are exact, each evaluation costing O(n b^2).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.linalg.blas import dgemm, dgemv
 from scipy.linalg.lapack import dgeqrf
 
 from ..errors import InputError
-from ._blas import symm_lower, syr2k_lower
+from ._blas import one_thread, symm_lower, syr2k_lower
 
 __all__ = ["BlockTridiagonalKernel", "ShiftedFactor"]
 
 _BLOCK = 128
 
 
+def _small_blocks(method):
+    """Run a method made of many b x b operations with one BLAS/OpenMP thread."""
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        with one_thread():
+            return method(*args, **kwargs)
+    return wrapped
+
+
 def _reflector_core(V: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """Upper-triangular T with ``H_1 ... H_w = I - V T V'`` (LAPACK ``larft``, forward)."""
     w = tau.size
-    VtV = V.T @ V
+    VtV = dgemm(1.0, V, V, trans_a=1)
     T = np.zeros((w, w))
     for j in range(w):
         T[j, j] = tau[j]
         if j:
-            T[:j, j] = -tau[j] * (T[:j, :j] @ VtV[:j, j])
+            T[:j, j] = dgemv(-tau[j], T[:j, :j], VtV[:j, j])
     return T
 
 
@@ -60,6 +72,7 @@ class ShiftedFactor:
         self.L, self.C = L, C
         self.logdet = float(sum(2.0 * np.log(np.diagonal(li)).sum() for li in L))
 
+    @_small_blocks
     def solve(self, W: np.ndarray) -> np.ndarray:
         """``S^-1 W`` for W (n, k) in the rotated basis."""
         e, L, C = self.kernel.edges, self.L, self.C
@@ -75,6 +88,7 @@ class ShiftedFactor:
             nxt = x[e[i]:e[i + 1]] = solve_triangular(L[i], rhs, lower=True, trans="T", check_finite=False)
         return x
 
+    @_small_blocks
     def traces(self) -> tuple[float, float]:
         """``(tr(S^-1), tr(S^-1 T))``, from the diagonal and first sub-diagonal blocks of ``S^-1``."""
         k, L, C = self.kernel, self.L, self.C
@@ -171,12 +185,14 @@ class BlockTridiagonalKernel:
             if info != 0:
                 raise InputError(f"QR of block column {i} failed (LAPACK info {info})")
             w = s - k0
-            V = np.tril(qr[:, :w], -1)
+            V = np.asfortranarray(np.tril(qr[:, :w], -1))
             V[np.arange(w), np.arange(w)] = 1.0
-            V = np.asfortranarray(V)
             Tc = _reflector_core(V, tau)
-            X = symm_lower(A, s, np.asfortranarray(V @ Tc))
-            W = np.asfortranarray(X - 0.5 * (V @ (Tc.T @ (V.T @ X))))
+            # every product through SciPy's BLAS: mixing in numpy's own BLAS thread pool
+            # makes the two pools' spinning threads fight over the cores
+            X = symm_lower(A, s, dgemm(1.0, V, Tc))
+            M = dgemm(1.0, Tc, dgemm(1.0, V, X, trans_a=1), trans_a=1)
+            W = dgemm(-0.5, V, M, beta=1.0, c=X, overwrite_c=1)  # X - V M / 2
             syr2k_lower(A, s, V, W)
             panel[:] = 0.0
             panel[:w] = np.triu(qr[:w])
@@ -194,6 +210,7 @@ class BlockTridiagonalKernel:
         arr = U.detach().cpu().numpy() if torch.is_tensor(U) else np.asarray(U, dtype=np.float64)
         return (arr[:, None], True) if arr.ndim == 1 else (arr, False)
 
+    @_small_blocks
     def rotate(self, U) -> np.ndarray:
         """``Q' U`` for U (n,) or (n, k)."""
         X, flat = self._as_numpy(U)
@@ -202,6 +219,7 @@ class BlockTridiagonalKernel:
             X[s:] -= V @ (Tc.T @ (V.T @ X[s:]))
         return X[:, 0] if flat else X
 
+    @_small_blocks
     def unrotate(self, U) -> np.ndarray:
         """``Q U`` (the inverse of :meth:`rotate`)."""
         X, flat = self._as_numpy(U)
@@ -210,6 +228,7 @@ class BlockTridiagonalKernel:
             X[s:] -= V @ (Tc @ (V.T @ X[s:]))
         return X[:, 0] if flat else X
 
+    @_small_blocks
     def matmul(self, W: np.ndarray) -> np.ndarray:
         """``T W`` for W (n, k) in the rotated basis."""
         e, out = self.edges, np.empty_like(W)
@@ -223,6 +242,7 @@ class BlockTridiagonalKernel:
             out[rows] = acc
         return out
 
+    @_small_blocks
     def factor(self, a: float, c: float) -> ShiftedFactor | None:
         """Block Cholesky of ``a T + c I``; None when it is not positive definite."""
         L, C = [], []

@@ -49,10 +49,11 @@ EXACT_CROSSOVER_N = 16000
 _JITTERS = (1e-10, 1e-8, 1e-6)
 
 
-def exact_max_n() -> int:
+def exact_max_n(default: int = EXACT_CROSSOVER_N) -> int:
     """Largest n for which the exact path is chosen.
 
-    ``EXACT_CROSSOVER_N`` unless the environment variable ``TORCHGEN_EXACT_MAX_N``
+    ``default`` (the measured crossover of the caller's exact path, by default
+    ``EXACT_CROSSOVER_N``) unless the environment variable ``TORCHGEN_EXACT_MAX_N``
     holds an integer.
 
     Examples
@@ -62,7 +63,7 @@ def exact_max_n() -> int:
     """
     raw = os.environ.get("TORCHGEN_EXACT_MAX_N")
     if raw is None or raw.strip() == "":
-        return EXACT_CROSSOVER_N
+        return int(default)
     try:
         return int(float(raw))
     except ValueError:

@@ -9,6 +9,7 @@ import torch
 
 from ..errors import InputError, MemoryBudgetError
 from ..linalg import (
+    EXACT_CROSSOVER_N,
     BlockTridiagonalKernel,
     ConvergenceWarning,
     EigenKernel,
@@ -34,6 +35,14 @@ from .stochastic import StochasticREML
 __all__ = ["reml", "resolve_method", "METHODS"]
 
 METHODS = ("auto", "exact", "stochastic")
+
+
+# One dense kernel takes the block tridiagonal path, whose whole fit crosses the
+# stochastic path's far above the dense-Cholesky crossover: fitted n ~ 51,000 (CPU
+# seconds; 63,000 wall) from `benchmarks/reml_scaling.py --memory-budget 16GiB`
+# (m = 20,000, one thread: exact 156 s vs stochastic 355 s at n = 16,000). In practice
+# the memory budget (3 n^2 doubles) decides first.
+BAND_CROSSOVER_N = 50000
 
 
 def _exact_bytes(ks) -> int:
@@ -66,7 +75,9 @@ def resolve_method(method: str, ks) -> str:
 
     ``"auto"``: exact for one low-rank GRM (m < n, Woodbury) with m below the
     crossover, or for a precomputed EigenKernel; otherwise
-    :func:`~torchgenetics.linalg.choose_method` on n and the memory budget.
+    :func:`~torchgenetics.linalg.choose_method` on n (crossover
+    :data:`BAND_CROSSOVER_N` for one dense kernel, ``EXACT_CROSSOVER_N`` for several)
+    and the memory budget.
 
     Examples
     --------
@@ -83,7 +94,8 @@ def resolve_method(method: str, ks) -> str:
         return "exact"
     budget = available_bytes(ks.device)
     fits = _exact_bytes(ks) <= budget
-    return "exact" if fits and choose_method(ks.n) == "exact" else "stochastic"
+    limit = exact_max_n(BAND_CROSSOVER_N if ks.G == 1 else EXACT_CROSSOVER_N)
+    return "exact" if fits and choose_method(ks.n, exact_max=limit) == "exact" else "stochastic"
 
 
 def _initial(init, ks, t, vy, dtype, device) -> torch.Tensor:
