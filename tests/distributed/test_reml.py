@@ -45,10 +45,11 @@ def _fits(X, y, C, distributed):
     kw = dict(distributed=distributed)
     parts = {"a": np.arange(0, 150), "b": np.arange(150, 300)}
     out = {}
-    out["grm_exact"] = fit(y, GRM(G, **kw), C, method="exact")
-    out["grm_woodbury"] = fit(y, GRM(G, variants=np.arange(100), **kw), C, method="exact")
+    exact = dict(method="exact", grm_precision="double")  # a sharded GRM is built in float64
+    out["grm_exact"] = fit(y, GRM(G, **kw), C, **exact)
+    out["grm_woodbury"] = fit(y, GRM(G, variants=np.arange(100), **kw), C, **exact)
     out["grm_stochastic"] = fit(y, GRM(G, **kw), C, **STOCHASTIC)
-    out["stack_exact"] = fit(y, grm_stack(G, parts, **kw), C, method="exact")
+    out["stack_exact"] = fit(y, grm_stack(G, parts, **kw), C, **exact)
     out["stack_stochastic"] = fit(y, grm_stack(G, parts, **kw), C, **STOCHASTIC)
     out["smile_stochastic"] = fit(y, smile_kernels(G, _smile_groups(G.n_variants), **kw), C, **STOCHASTIC)
     return {k: (f.variances, f.method, f.n_iter, f.loglik, f.settings.get("world_size"),
@@ -94,8 +95,8 @@ def test_distributed_reml_rejects_different_data(cluster):
 def test_single_process_wrapper_is_plain_reml():
     X, y, C = _data(n=60, m=80)
     G = Genotypes.from_array(X)
-    a = dist_reml(y, GRM(G, distributed=True), C, method="exact")
-    b = reml(y, GRM(G), C, method="exact")
+    a = dist_reml(y, GRM(G, distributed=True), C, method="exact", grm_precision="double")
+    b = reml(y, GRM(G), C, method="exact", grm_precision="double")
     assert torch.equal(a.variances, b.variances) and a.settings["world_size"] == 1
     with pytest.raises(InputError, match="different process groups"):
         from torchgenetics.distributed.reml import _group_of

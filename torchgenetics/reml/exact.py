@@ -141,8 +141,8 @@ def dense_kernel(op, precision: str = "double") -> torch.Tensor:
         For a float64 GRM: ``"mixed"`` multiplies float32 blocks of up to 2,048
         standardized genotype columns and accumulates the block products in
         float64 (about twice as fast on CPU; entries agree with ``"double"`` to
-        about 1e-6 relative, the precision of a GCTA ``.grm.bin``). Other kernels
-        ignore it.
+        about 1e-6 relative, the precision of a GCTA ``.grm.bin``). Other kernels,
+        sharded GRMs included (built in float64 by their ``to_dense``), ignore it.
 
     Returns
     -------
