@@ -253,7 +253,39 @@ def _score_ai(solve, kernel_matmuls, VX, A_inv, Py, tr_vinv_k, tr_vinv):
     return trace, quad, 0.5 * (ai + ai.mT)
 
 
-class DenseREML:
+class _FactoredREML:
+    """Shared part of the factor-based evaluators: the GLS pieces of one factorisation of
+    ``V``, kept for the next call at the same parameters (the line search's accepted
+    trial point is the next evaluation), and the likelihood from them."""
+
+    stochastic = False
+    _cached = None  # (theta, parts) of the last factorisation
+
+    def _solve_parts(self, theta):
+        if self._cached is not None and torch.equal(self._cached[0], theta):
+            return self._cached[1]
+        self._cached = None
+        factored = self._factor(theta)
+        if factored is None:
+            return None
+        factor, solve = factored
+        gls = _gls(solve, self.X, self.y)
+        if gls is None:
+            return None
+        parts = (factor, factor.logdet) + gls
+        self._cached = (theta.clone(), parts)
+        return parts
+
+    def objective(self, theta) -> Objective:
+        """Restricted log-likelihood only (``-inf`` where V is not positive definite)."""
+        parts = self._solve_parts(theta)
+        if parts is None:
+            return Objective(-math.inf)
+        _, ld_v, _, _, ld_a, _, Py = parts
+        return Objective(-0.5 * (ld_v + ld_a + float(self.y @ Py)))
+
+
+class DenseREML(_FactoredREML):
     """Exact REML for ``V = sum_g theta_g K_g + theta_e I`` with dense kernels.
 
     Each evaluation factors ``V`` once (the factor of the line search's accepted
@@ -281,14 +313,11 @@ class DenseREML:
     -2.536897
     """
 
-    stochastic = False
-
     def __init__(self, kernels, y, X, symmetric=False):
         self.K = list(kernels) if symmetric else [0.5 * (k + k.mT) for k in kernels]
         self.y, self.X = y, X
         self.n, self.p = X.shape
         self.G = len(self.K)
-        self._cached = None  # (theta, parts) of the last factorisation
 
     def _V(self, theta):
         V = torch.mul(self.K[0], theta[0])
@@ -297,27 +326,9 @@ class DenseREML:
         V.diagonal().add_(theta[-1])
         return V
 
-    def _solve_parts(self, theta):
-        if self._cached is not None and torch.equal(self._cached[0], theta):
-            return self._cached[1]
-        self._cached = None
+    def _factor(self, theta):
         factor = _DenseFactor(self._V(theta))
-        if not factor.ok:
-            return None
-        gls = _gls(factor.solve, self.X, self.y)
-        if gls is None:
-            return None
-        parts = (factor, factor.logdet) + gls
-        self._cached = (theta.clone(), parts)
-        return parts
-
-    def objective(self, theta) -> Objective:
-        """Restricted log-likelihood only (``-inf`` where V is not positive definite)."""
-        parts = self._solve_parts(theta)
-        if parts is None:
-            return Objective(-math.inf)
-        _, ld_v, _, _, ld_a, _, Py = parts
-        return Objective(-0.5 * (ld_v + ld_a + float(self.y @ Py)))
+        return (factor, factor.solve) if factor.ok else None
 
     def evaluate(self, theta) -> Evaluation:
         """Likelihood, score and AI (O(n^3))."""
@@ -338,7 +349,7 @@ class DenseREML:
                           quad=quad, trace=trace, beta=beta, beta_cov=A_inv)
 
 
-class BandREML:
+class BandREML(_FactoredREML):
     """Exact REML for ``V = theta_g K + theta_e I`` with ``K = Q T Q'`` block tridiagonal.
 
     The data are rotated once (``Q'[X | y]``); every evaluation then factors
@@ -367,41 +378,20 @@ class BandREML:
     True
     """
 
-    stochastic = False
-
     def __init__(self, kernel, y, X):
         self.kernel = kernel
         self.n, self.p = X.shape
         self.G = 1
         rotated = torch.from_numpy(kernel.rotate(torch.cat([X, y.unsqueeze(1)], 1))).to(y.dtype)
         self.X, self.y = rotated[:, : self.p], rotated[:, self.p]
-        self._cached = None
 
     def _matmul(self, B):
         return torch.from_numpy(self.kernel.matmul(B.numpy()))
 
-    def _solve_parts(self, theta):
-        if self._cached is not None and torch.equal(self._cached[0], theta):
-            return self._cached[1]
-        self._cached = None
+    def _factor(self, theta):
         a, c = float(theta[0]), float(theta[1])
         factor = self.kernel.factor(a, c) if a >= 0 and c > 0 else None
-        if factor is None:
-            return None
-        gls = _gls(lambda B: torch.from_numpy(factor.solve(B.numpy())), self.X, self.y)
-        if gls is None:
-            return None
-        parts = (factor, factor.logdet) + gls
-        self._cached = (theta.clone(), parts)
-        return parts
-
-    def objective(self, theta) -> Objective:
-        """Restricted log-likelihood only (O(n b^2))."""
-        parts = self._solve_parts(theta)
-        if parts is None:
-            return Objective(-math.inf)
-        _, ld_v, _, _, ld_a, _, Py = parts
-        return Objective(-0.5 * (ld_v + ld_a + float(self.y @ Py)))
+        return None if factor is None else (factor, lambda B: torch.from_numpy(factor.solve(B.numpy())))
 
     def evaluate(self, theta) -> Evaluation:
         """Likelihood, score and AI (O(n b^2))."""
