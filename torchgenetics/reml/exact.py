@@ -115,8 +115,9 @@ def _gram_lower_syrk(blocks, n, dtype) -> torch.Tensor:
         if part is None:
             part = np.zeros((n, n), dtype=cols.dtype, order="F")
         syrk_lower(part, cols, beta=0.0)
+        acc_t, part_t = torch.from_numpy(acc), torch.from_numpy(part)  # torch's threads for the adds
         for j0, j1 in zip(strips[:-1], strips[1:], strict=True):  # lower column strips only
-            acc[j0:, j0:j1] += part[j0:, j0:j1]
+            acc_t[j0:, j0:j1].add_(part_t[j0:, j0:j1])
     del part
     for j0, j1 in zip(strips[:-1], strips[1:], strict=True):  # mirror the lower triangle
         diag = acc[j0:j1, j0:j1]
