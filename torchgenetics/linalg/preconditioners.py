@@ -517,8 +517,8 @@ def pivoted_cholesky(
         try:
             with torch.no_grad():
                 return lo.pivoted_cholesky(rank=rank, error_tol=error_tol).detach()
-        except (ValueError, RuntimeError, IndexError, NotImplementedError, TypeError):
-            pass  # operator without row indexing: fall back to matvecs
+        except NotImplementedError:  # linear_operator's signal for an operator without row access
+            pass  # fall back to matvecs
     if diagonal is None:
         if op.kind == "callable":
             raise InputError(

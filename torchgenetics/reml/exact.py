@@ -285,6 +285,11 @@ class _FactoredREML:
         _, ld_v, _, _, ld_a, _, Py = parts
         return Objective(-0.5 * (ld_v + ld_a + float(self.y @ Py)))
 
+    @staticmethod
+    def _evaluation(theta, minus_two_loglik, trace, quad, ai, beta, A_inv) -> Evaluation:
+        return Evaluation(theta=theta.clone(), loglik=-0.5 * minus_two_loglik, score=-0.5 * (trace - quad),
+                          ai=ai, quad=quad, trace=trace, beta=beta, beta_cov=A_inv)
+
 
 class DenseREML(_FactoredREML):
     """Exact REML for ``V = sum_g theta_g K_g + theta_e I`` with dense kernels.
@@ -344,10 +349,7 @@ class DenseREML(_FactoredREML):
         trace, quad, ai = _score_ai(
             lambda B: Vinv @ B, [k.__matmul__ for k in self.K], VX, A_inv, Py,
             [flat @ k.reshape(-1) for k in self.K], Vinv.diagonal().sum())
-        score = -0.5 * (trace - quad)
-        loglik = -0.5 * (ld_v + ld_a + float(self.y @ Py))
-        return Evaluation(theta=theta.clone(), loglik=loglik, score=score, ai=ai,
-                          quad=quad, trace=trace, beta=beta, beta_cov=A_inv)
+        return self._evaluation(theta, ld_v + ld_a + float(self.y @ Py), trace, quad, ai, beta, A_inv)
 
 
 class BandREML(_FactoredREML):
@@ -405,10 +407,7 @@ class BandREML(_FactoredREML):
         trace, quad, ai = _score_ai(
             lambda B: torch.from_numpy(factor.solve(B.numpy())), [self._matmul], VX, A_inv, Py,
             [torch.tensor(tr_inv_t, dtype=Py.dtype)], torch.tensor(tr_inv, dtype=Py.dtype))
-        score = -0.5 * (trace - quad)
-        loglik = -0.5 * (ld_v + ld_a + float(self.y @ Py))
-        return Evaluation(theta=theta.clone(), loglik=loglik, score=score, ai=ai,
-                          quad=quad, trace=trace, beta=beta, beta_cov=A_inv)
+        return self._evaluation(theta, ld_v + ld_a + float(self.y @ Py), trace, quad, ai, beta, A_inv)
 
 
 class SpectralREML:
