@@ -112,10 +112,13 @@ def test_newton_starts_and_stops_at_bounds():
                                      [0.0], -3.0, 2.0) == [2.0]
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("rows_n", [ser._DRIVEN_MIN_ROWS + 2, ser._LOCK_STEP_MIN_ROWS + 2])
-def test_driven_and_lock_step_brent_equal_scalar_brent_bit_for_bit(rows_n):
+def test_driven_and_lock_step_brent_equal_scalar_brent_bit_for_bit(rows_n, compiled, monkeypatch):
     """Searches driven together (one batched evaluation per step) and in lock step take the
-    steps of the scalar search, also on rows that leave the one-s fast evaluation."""
+    steps of the scalar search, also on rows that leave the one-s fast evaluation; with the
+    compiled search the fast rows search one by one and the others still together."""
+    monkeypatch.setattr(ser, "USE_COMPILED", compiled)
     rng = np.random.default_rng(0)
     W, p = 64, 50
     d = np.zeros((rows_n, W))

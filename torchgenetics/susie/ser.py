@@ -45,6 +45,11 @@ import torch
 
 from ..errors import InputError
 
+try:  # Brent's search compiled (setup.py builds it with the package)
+    from . import _brent as _compiled
+except ImportError:  # a source tree that was never built: the same search in Python
+    _compiled = None
+
 __all__ = [
     "PRIOR_METHODS",
     "PRIOR_OPTIMIZERS",
@@ -82,6 +87,8 @@ _DRIVEN_MIN_ROWS = 16
 _CONST_S_RTOL = 1e-12
 # Use numpy for the arithmetic of CPU tensors (tests switch it off to exercise torch).
 USE_NUMPY_ON_CPU = True
+# Run the Brent search of one-scale float64 numpy rows in the compiled module (when built).
+USE_COMPILED = True
 
 
 @dataclass
@@ -414,11 +421,14 @@ class _Objective:
         if _np(z2):
             self.z2max_arr, self.s_bar_arr, self.lp0_arr = z2max, rows.s_bar, lp0
         self._Z = None
+        self.compiled = False
         if self.any_fast:
             # z^2 - max z^2 on real variables, -inf on padding (exp gives 0 for any V > 0).
             self.dz = z2 - z2max[:, None]
             if rows.pad is not None:
                 self.dz += rows.pad
+            self.compiled = (USE_COMPILED and _compiled is not None and _np(self.dz)
+                             and self.dz.dtype == np.float64)
 
     @property
     def Z(self):
@@ -482,6 +492,8 @@ class _Objective:
         """``l(u)`` of row r alone."""
         if not self.fast[r]:
             return self._slow_values([u], [r])[0]
+        if self.compiled:
+            return _compiled.loglik(self.dz[r], self.s_bar[r], self.lp0[r], self.z2max[r], u)
         g, t = self._g(u, r)
         return self._fast_value(r, g, t, float(_rowsum(_exp(self.dz[r] * (0.5 * g)))))
 
@@ -489,7 +501,18 @@ class _Objective:
         """``l(u)`` at ``points`` for the rows ``rows``."""
         if len(rows) == 1:
             return [self.value(points[0], rows[0])]
+        if self.compiled:
+            return self._split(points, rows, self._compiled_values, self._slow_values)
         return self._split(points, rows, self._fast_values, self._slow_values)
+
+    def _compiled_values(self, points: list, rows: list) -> list:
+        return [self.value(u, r) for u, r in zip(points, rows, strict=True)]
+
+    def brent(self, r: int) -> tuple[float, float]:
+        """susieR's Brent search on fast row r in the compiled module: ``(log V, l(log V))``
+        (the steps of :func:`_brent_steps` on the values of :meth:`value`)."""
+        return _compiled.brent(self.dz[r], self.s_bar[r], self.lp0[r], self.z2max[r],
+                               *_LOG_V_BOUNDS, _BRENT_MAX_EVAL, _BRENT_XATOL)
 
     def values_array(self, points: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """:meth:`values` for numpy arrays of points and rows, with array arithmetic for the
@@ -655,6 +678,8 @@ def brent_minimize(f: Callable[[float], float], lower: float, upper: float,
 
 _GOLDEN = 0.5 * (3.0 - math.sqrt(5.0))
 _BRENT_SQRT_EPS = math.sqrt(2.2e-16)
+_BRENT_XATOL = 1e-8
+_BRENT_MAX_EVAL = 500
 
 
 def _brent(f: Callable[[float], float], lower: float, upper: float, xatol: float = 1e-8,
@@ -882,6 +907,24 @@ def _brent_driven(objective: _Objective) -> list:
 def _brent_log_v(objective: _Objective) -> list:
     """susieR's Brent search for the maximiser of the log-likelihood over log V, per row:
     ``(log V, l(log V))`` pairs.
+
+    Fast float64 numpy rows search in the compiled module, one row after another; the
+    other rows as :func:`_brent_search` runs them.
+    """
+    if not objective.compiled:
+        return _brent_search(objective)
+    size = objective.rows.B
+    result = [objective.brent(r) if objective.fast[r] else None for r in range(size)]
+    slow = [r for r in range(size) if not objective.fast[r]]
+    if slow:
+        rest = _Objective(objective.rows.take(slow), _take(objective.z2, slow))
+        for r, found in zip(slow, _brent_search(rest), strict=True):
+            result[r] = found
+    return result
+
+
+def _brent_search(objective: _Objective) -> list:
+    """:func:`_brent_log_v` in Python.
 
     Every row takes the steps of its own scalar search, whichever way the searches run:
     below ``_DRIVEN_MIN_ROWS`` numpy rows one after another (scalar Python steps with a
