@@ -19,10 +19,11 @@ One run of each, side by side, with the ratios, the accuracy and a data-traffic 
 Every time is reported twice: wall clock, and CPU time of the process (both sides
 run on one thread, so CPU time is the work done, and it is less disturbed by other
 processes on a shared machine). The floor: every effect update of individual data
-needs ``X b`` and ``X^T (X b)``, two passes over X that no schedule can share
-(effects are updated in sequence, loci have their own X). For one locus the
-benchmark counts those products, times one pass (a GEMV with X) and prints the
-time they take at that rate. For the scans it times them where they happen (with
+needs ``X b`` and ``X^T (X b)``, so X is read at least once per update (torchgen's
+one-pass product reads it exactly once) and no schedule can share those reads across
+effects (updated in sequence) or loci (each has its own X). For one locus the
+benchmark counts the updates, times one pass over X (a GEMV) and prints the time the
+updates take at that rate. For the scans it times the products where they happen (with
 the per-locus setup passes over X: column moments and ``X^T y``) during the
 one-by-one run: that share of the one-by-one CPU time is data traffic no batching
 can share, so ``1 / share`` caps what batching can gain over one by one; the
@@ -101,7 +102,7 @@ def best(fns: dict, repeats: int) -> dict:
 class DataTraffic:
     """Counts and times (CPU seconds) the passes over each locus' X of individual-data fits.
 
-    ``products``: the effect updates' ``X b`` then ``X^T X b`` (``IndividualData.products``);
+    ``products``: the effect updates' ``X b`` and ``X^T X b`` (``IndividualData.products``);
     ``setup``: the per-locus passes before IBSS, the column moments and ``X^T y`` (the
     first ``IndividualData._arrays`` of a locus). Both read the locus' own X, so no
     batching across loci can share them.
@@ -204,8 +205,8 @@ def single_locus(p: int, n: int, L: int, seed: int, repeats: int) -> None:
               f"   -> {py.wall / r.wall:5.1f}x wall, {py.cpu / r.cpu:5.1f}x cpu"
               + (f"   (|dPIP| vs brent {dpip:.1e})" if name != "brent" else ""))
     g = gemv_seconds(X)
-    floor = 2 * products * g
-    print(f"    floor: {products} effect updates x 2 passes over X ({X.numel() * 8 / 2**20:.0f} MiB) "
+    floor = products * g
+    print(f"    floor: {products} effect updates x 1 pass over X ({X.numel() * 8 / 2**20:.0f} MiB) "
           f"at {1e3 * g:.2f} ms each = {1e3 * floor:.1f} ms, {100 * floor / runs['brent'].cpu:.0f}% "
           f"of torchgen's CPU time; pysusie / floor = {py.cpu / floor:.1f}x (the most any "
           "implementation doing these products could gain)")

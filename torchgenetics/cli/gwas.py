@@ -34,6 +34,7 @@ def add_parser(subparsers) -> None:
     ('gwas', False)
     """
     from torchgenetics.cli._distributed import add_distributed_argument
+    from torchgenetics.cli._samples import add_run_arguments, add_sample_arguments
 
     parser = subparsers.add_parser(
         "gwas",
@@ -44,15 +45,8 @@ def add_parser(subparsers) -> None:
                     "components from --reml-fit (a torchgen reml PREFIX.fit.h5) or fitted here. Writes "
                     "PREFIX.<pheno>.glm.tsv per phenotype.",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bfile", metavar="PREFIX", help="PLINK 1 .bed/.bim/.fam prefix")
-    source.add_argument("--pfile", metavar="PREFIX", help="PLINK 2 .pgen/.pvar/.psam prefix")
-    parser.add_argument("--pheno", required=True, metavar="FILE", help="phenotype table (FID IID columns...)")
-    parser.add_argument("--pheno-name", nargs="+", metavar="NAME", help="phenotype columns to test (default all)")
-    parser.add_argument("--covar", metavar="FILE", help="covariate table (categorical columns dummy-coded)")
-    parser.add_argument("--covar-name", nargs="+", metavar="NAME", help="covariate columns to use (default all)")
-    parser.add_argument("--keep", metavar="FILE", help="keep only these samples (FID IID)")
-    parser.add_argument("--remove", metavar="FILE", help="drop these samples (FID IID)")
+    add_sample_arguments(parser, "phenotype columns to test (default all)",
+                         "covariate table (categorical columns dummy-coded)", several_phenotypes=True)
     lmm = parser.add_argument_group("mixed model")
     lmm.add_argument("--lmm", action="store_true", help="mixed-model score test (BOLT-LMM-inf style, LOCO)")
     lmm.add_argument("--reml-fit", metavar="FIT.h5", help="variance components from torchgen reml (implies --lmm)")
@@ -67,10 +61,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--plot", action="store_true", help="write Manhattan and QQ plots (PNG)")
     parser.add_argument("--gz", action="store_true", help="gzip the result tables")
     parser.add_argument("--block-size", type=int, metavar="B", help="variants per genotype block")
-    parser.add_argument("--device", default="cpu", metavar="cpu|cuda", help="torch device (default cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration subset and preconditioner")
-    parser.add_argument("--verbose", action="store_true", help="progress bar over variant blocks")
-    parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix")
+    add_run_arguments(parser, "seed of the calibration subset and preconditioner",
+                      "progress bar over variant blocks")
     add_distributed_argument(parser)
     parser.set_defaults(func=run)
 

@@ -24,6 +24,8 @@ def add_parser(subparsers) -> None:
     >>> args.command, args.ebic_gamma
     ('sparse-reml', 0.5)
     """
+    from torchgenetics.cli._samples import add_run_arguments, add_sample_arguments
+
     parser = subparsers.add_parser(
         "sparse-reml",
         help="sparse REML + LASSO: large-effect variants over a polygenic background",
@@ -32,15 +34,8 @@ def add_parser(subparsers) -> None:
                     "effects until the selection is stable. Writes PREFIX.sparse.tsv, PREFIX.path.tsv "
                     "and PREFIX.sparse.h5.",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bfile", metavar="PREFIX", help="PLINK 1 .bed/.bim/.fam prefix")
-    source.add_argument("--pfile", metavar="PREFIX", help="PLINK 2 .pgen/.pvar/.psam prefix")
-    parser.add_argument("--pheno", required=True, metavar="FILE", help="phenotype table (FID IID columns...)")
-    parser.add_argument("--pheno-name", metavar="NAME", help="phenotype column (if the file has several)")
-    parser.add_argument("--covar", metavar="FILE", help="covariate table (unpenalized fixed effects)")
-    parser.add_argument("--covar-name", nargs="+", metavar="NAME", help="covariate columns to use (default all)")
-    parser.add_argument("--keep", metavar="FILE", help="keep only these samples (FID IID)")
-    parser.add_argument("--remove", metavar="FILE", help="drop these samples (FID IID)")
+    add_sample_arguments(parser, "phenotype column (if the file has several)",
+                         "covariate table (unpenalized fixed effects)", several_phenotypes=False)
     model = parser.add_argument_group("model")
     model.add_argument("--n-screen", type=int, default=200, metavar="K", help="variants kept by the screen (200)")
     model.add_argument("--n-lambda", type=int, default=40, metavar="L", help="penalties on the path (40)")
@@ -53,10 +48,7 @@ def add_parser(subparsers) -> None:
     model.add_argument("--no-whiten", action="store_true", help="plain LASSO (V = s2 I), for comparison")
     model.add_argument("--method", choices=("auto", "cg", "exact"), default="auto",
                        help="V^-1 by PCG, dense Cholesky, or by sample size (auto)")
-    parser.add_argument("--device", default="cpu", metavar="cpu|cuda", help="torch device (default cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the REML probes and preconditioner")
-    parser.add_argument("--verbose", action="store_true", help="one line per round")
-    parser.add_argument("--out", required=True, metavar="PREFIX", help="output prefix")
+    add_run_arguments(parser, "seed of the REML probes and preconditioner", "one line per round")
     parser.set_defaults(func=run)
 
 

@@ -13,8 +13,9 @@ A null column (``null_weight > 0``) is virtual: it adds one variable with
 
 During IBSS each locus is driven through an engine (:class:`IndividualEngine`,
 :class:`SuffStatEngine`) that keeps every effect's products cached, so an effect
-update costs one pass of ``X b`` and one of ``X^T (X b)`` (one product with R for
-summary data) and nothing when the effect is exactly zero. On CPU the engines and
+update costs ``X b`` and ``X^T (X b)`` (one pass over a row-major float64 X on CPU,
+both products at once in the compiled ``_products`` module; else two BLAS passes),
+one product with R for summary data, and nothing when the effect is exactly zero. On CPU the engines and
 the column statistics work on numpy views of the tensors (numpy's BLAS and its
 smaller per-call cost on these vector-sized operations); elsewhere on the tensors.
 """
@@ -29,6 +30,14 @@ from linear_operator.operators import LinearOperator
 
 from ..errors import InputError
 from .ser import as_tensor, engine_array
+
+try:  # one-pass X b and X^T (X b) (setup.py builds it with the package)
+    from . import _products
+except ImportError:  # a source tree that was never built: two BLAS passes
+    _products = None
+
+# Effect updates of row-major float64 X through the one-pass product (when built).
+USE_FUSED_PRODUCTS = True
 
 # Column statistics: squared deviations in row blocks of about this size (cache resident).
 _STATS_BLOCK_BYTES = 256 * 2**10
@@ -275,6 +284,8 @@ class IndividualData(_Backend):
                  "inv_csd": engine_array(1.0 / self.csd_data),
                  "shift": engine_array(self._shift),
                  "centred": bool((self._shift != 0).any())}
+            e["fused"] = (USE_FUSED_PRODUCTS and _products is not None and isinstance(e["X"], np.ndarray)
+                          and e["X"].dtype == np.float64 and e["X"].flags.c_contiguous)
             e["xty"] = self._pad_e(self._xt(e, e["y"]))
             self._engine = e
         return self._engine
@@ -296,6 +307,13 @@ class IndividualData(_Backend):
         """``f = X_std b`` and ``X_std^T f`` for an engine array b of length p (null entry ignored)."""
         e = self._arrays()
         b = b[: self.p_data]
+        if e["fused"]:  # both products in one pass over X
+            f, g = np.empty(self.n), np.empty(self.p_data)
+            _products.fused(e["X"], b * e["inv_csd"], float(e["shift"] @ b) if e["centred"] else 0.0, f, g)
+            g *= e["inv_csd"]
+            if e["centred"]:
+                g -= e["shift"] * f.sum()
+            return f, self._pad_e(g)
         f = e["X"] @ (b * e["inv_csd"])
         if e["centred"]:
             f = f - e["shift"] @ b
@@ -490,7 +508,7 @@ def _as_engine(t: torch.Tensor, like) -> object:
 class IndividualEngine(_Engine):
     """:class:`_Engine` for individual data: ``F[l] = X b_l`` (n), ``G[l] = X^T X b_l`` (p) and
     ``xtr_full = X^T (y - fitted)``; the residual product of effect l is ``xtr_full + G[l]``
-    and an update costs one product with X and one with X^T.
+    and an update costs the two products of :meth:`IndividualData.products`.
 
     Examples
     --------
