@@ -62,7 +62,8 @@ def test_compiled_steps_are_the_python_steps(signal):
     for _ in range(20):
         dz, s, lp0, z2max = _fast_row(rng, 300, signal)
         u, ll = _compiled.brent(dz, s, lp0, z2max, -30.0, 15.0, 500, 1e-8)
-        u_py, neg = ser._brent(lambda v: -_compiled.loglik(dz, s, lp0, z2max, v), -30.0, 15.0)
+        row = (dz, s, lp0, z2max)
+        u_py, neg = ser._brent(lambda v, row=row: -_compiled.loglik(*row, v), -30.0, 15.0)
         assert (u, ll) == (u_py, -neg)
 
 
