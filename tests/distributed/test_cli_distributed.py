@@ -42,7 +42,7 @@ def ex():
 
 def test_reml(tmp_path, ex, capsys):
     args = ["reml", "--bfile", ex.bfile, "--pheno", ex.pheno, "--covar", ex.covar, "--method", "exact",
-            "--grm-precision", "double"]  # a sharded GRM is built in float64
+            "--grm-precision", "double"]  # float64 products: the one-process table to 1e-8
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     capsys.readouterr()
     proc = torchrun(args + ["--out", tmp_path / "two"])

@@ -45,7 +45,7 @@ def _fits(X, y, C, distributed):
     kw = dict(distributed=distributed)
     parts = {"a": np.arange(0, 150), "b": np.arange(150, 300)}
     out = {}
-    exact = dict(method="exact", grm_precision="double")  # a sharded GRM is built in float64
+    exact = dict(method="exact", grm_precision="double")  # no float32 block rounding: equal to 1e-8
     out["grm_exact"] = fit(y, GRM(G, **kw), C, **exact)
     out["grm_woodbury"] = fit(y, GRM(G, variants=np.arange(100), **kw), C, **exact)
     out["grm_stochastic"] = fit(y, GRM(G, **kw), C, **STOCHASTIC)
@@ -84,6 +84,28 @@ def test_distributed_reml_equals_single_process(cluster):
         assert ranks[0][key][2] == ranks[1][key][2], key
     assert ref["grm_woodbury"][1] == "exact-woodbury" and ref["stack_exact"][1] == "exact-cholesky"
     assert ref["grm_stochastic"][1] == "stochastic"
+
+
+def _mixed_precision(X, y, C):
+    from torchgenetics.reml.exact import dense_kernel
+
+    K = GRM(Genotypes.from_array(X), distributed=True)
+    return dense_kernel(K, "mixed"), dense_kernel(K, "double"), dist_reml(y, K, C, method="exact")
+
+
+def test_sharded_grm_builds_in_mixed_precision(cluster):
+    """Each rank multiplies its share's float32 blocks, the float64 sums are added over the
+    ranks: the kernel of one process to float32 rounding, and the default (mixed) fit to it."""
+    X, y, C = _data()
+    K = GRM(Genotypes.from_array(X))
+    ref_double = K.to_dense()
+    ref_fit = reml(y, K, C, method="exact")
+    for mixed, double, fit in cluster.run(_mixed_precision, (X, y, C)):
+        assert torch.allclose(double, ref_double, rtol=0, atol=1e-13)
+        err = float((mixed - ref_double).abs().max())
+        assert 1e-12 < err < 1e-6 * float(ref_double.abs().max())  # float32 products, not float64
+        assert fit.settings["grm_precision"] == "mixed" and fit.method == "exact-band"
+        assert torch.allclose(fit.variances, ref_fit.variances, rtol=1e-5, atol=1e-7)
 
 
 def test_distributed_reml_rejects_different_data(cluster):

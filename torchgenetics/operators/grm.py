@@ -424,6 +424,54 @@ class GRM(SymmetricOperator):
         """Passes over the genotypes done by operators sharing this source."""
         return self._state.source.passes
 
+    def local_blocks(self, block_size: int | None = None, dtype=None):
+        """Stream the standardized genotype blocks of the variants this rank holds.
+
+        All of the kernel's variants in one process; its share when sharded (streamed
+        from this rank's view, whose statistics cover the share only), so that
+        ``sum_r sum_b Z_b Z_b^T / m_eff`` over the ranks (:meth:`reduce`) is ``K``.
+
+        Parameters
+        ----------
+        block_size : int, optional
+            Columns per block (default as :meth:`Genotypes.blocks`).
+        dtype : torch.dtype, optional
+            dtype of the blocks (default the operator's).
+
+        Returns
+        -------
+        iterator of (numpy.ndarray, torch.Tensor)
+            Positions and (n, b) blocks, as :meth:`Genotypes.blocks` yields them.
+
+        Examples
+        --------
+        >>> from torchgenetics.genotypes import Genotypes
+        >>> K = GRM(Genotypes.from_array(np.array([[0, 1.], [2, 1.], [1, 0.]])))
+        >>> Z = torch.cat([z for _, z in K.local_blocks()], dim=1)
+        >>> torch.allclose(Z @ Z.T / K.m_eff, K.to_dense())
+        True
+        """
+        s = self._state
+        sharded = s.source.shard.active
+        source = s.source.genotypes if sharded else s.parent
+        variants = s.members if sharded else s.all_members
+        return source.blocks(block_size=block_size, device=s.source.device,
+                             dtype=s.source.dtype if dtype is None else dtype, standardize=True,
+                             variants=variants)
+
+    def reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the ranks holding this kernel's shares, in place (no-op in
+        one process); returns it.
+
+        Examples
+        --------
+        >>> from torchgenetics.genotypes import Genotypes
+        >>> K = GRM(Genotypes.from_array(np.array([[0, 1.], [2, 1.], [1, 0.]])))
+        >>> K.reduce(torch.ones(2)).tolist()
+        [1.0, 1.0]
+        """
+        return self._state.source.shard.reduce(tensor)
+
     @property
     def stack_component(self):
         """``(stack, g)`` when this GRM is component ``g`` of a GRMStack, else None."""

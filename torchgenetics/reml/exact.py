@@ -62,20 +62,20 @@ def builds_from_genotypes(op) -> bool:
     """
     from ..operators import GRM
 
-    return isinstance(op, GRM) and not getattr(op, "distributed", False)
+    return isinstance(op, GRM)
 
 
 def _grm_blocks(op, precision: str):
-    """Standardized column blocks of a single-process GRM (or GRMStack component), else None."""
+    """Standardized column blocks of a GRM (or GRMStack component; this rank's share when
+    sharded), else None."""
     from ..memory import dtype_bytes, plan_block
 
     if not builds_from_genotypes(op):
         return None
     dtype = torch.float32 if precision == "mixed" and op.dtype == torch.float64 else op.dtype
-    block_size = plan_block(op.m_eff, op.shape[-1] * dtype_bytes(dtype), live_copies=3, device=op.device,
-                            min_block=1, max_block=_GRAM_BLOCK_COLUMNS)
-    return op.genotypes.blocks(block_size=block_size, device=op.device, dtype=dtype, standardize=True,
-                               variants=op.variant_index)
+    block_size = plan_block(max(1, op.local_variant_index.size), op.shape[-1] * dtype_bytes(dtype),
+                            live_copies=3, device=op.device, min_block=1, max_block=_GRAM_BLOCK_COLUMNS)
+    return op.local_blocks(block_size=block_size, dtype=dtype)
 
 
 def _gram_lower(blocks, n, dtype, device) -> torch.Tensor:
@@ -131,8 +131,9 @@ def dense_kernel(op, precision: str = "double") -> torch.Tensor:
 
     A GRM ``K = Z Z^T / m`` is accumulated from its standardized genotype blocks on
     the lower block triangle only (``(r + 1) / (2 r)`` of a full product with ``r``
-    row tiles) and mirrored; anything else (LinearOperators, sharded GRMs) uses its
-    own ``to_dense``; a result (or a dense tensor) that is not exactly symmetric is
+    row tiles) and mirrored; a sharded GRM so on every rank from its share, then
+    summed over the ranks. Anything else (LinearOperators) uses its own
+    ``to_dense``; a result (or a dense tensor) that is not exactly symmetric is
     replaced by ``(K + K') / 2``.
 
     Parameters
@@ -142,8 +143,8 @@ def dense_kernel(op, precision: str = "double") -> torch.Tensor:
         For a float64 GRM: ``"mixed"`` multiplies float32 blocks of up to 2,048
         standardized genotype columns and accumulates the block products in
         float64 (about twice as fast on CPU; entries agree with ``"double"`` to
-        about 1e-6 relative, the precision of a GCTA ``.grm.bin``). Other kernels,
-        sharded GRMs included (built in float64 by their ``to_dense``), ignore it.
+        about 1e-6 relative, the precision of a GCTA ``.grm.bin``). Other kernels
+        ignore it.
 
     Returns
     -------
@@ -169,7 +170,7 @@ def dense_kernel(op, precision: str = "double") -> torch.Tensor:
         K = op if torch.is_tensor(op) else op.to_dense()
         return K if torch.equal(K, K.mT) else 0.5 * (K + K.mT)
     n = op.shape[-1]
-    return _gram_lower(blocks, n, op.dtype, op.device).div_(op.m_eff)
+    return op.reduce(_gram_lower(blocks, n, op.dtype, op.device)).div_(op.m_eff)
 
 
 class _DenseFactor:
