@@ -5,7 +5,9 @@ import sys
 
 from setuptools import Extension, setup
 
-linux_x86 = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+# glibc's vector math library (libmvec) on x86-64 Linux; elsewhere the C library's exp.
+linux_x86 = (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+             and platform.libc_ver()[0] == "glibc")
 # -ffp-contract=off: no fused multiply-adds, so each operation is the IEEE one the
 # Python code does and every instruction set gives the same bits.
 flags = ["-O3", "-ffp-contract=off", "-Wno-psabi"]

@@ -23,7 +23,42 @@ _compiled = ser._compiled
 def test_the_compiled_module_was_built():
     """A failed build would silently leave every search in Python."""
     assert _compiled is not None, "torchgenetics.susie._brent missing: reinstall (pip install -e .)"
-    assert _compiled.SUM_EXP_KIND in ("avx512", "avx2", "scalar")
+    assert _compiled.use_sum_exp() in ("avx512", "avx2", "scalar")
+
+
+def test_every_row_sum_this_processor_has_agrees():
+    """The vector row sums and the C library's exp give the same sums to rounding and the
+    same searches to Brent's tolerance."""
+    rng = np.random.default_rng(9)
+    rows = [_fast_row(rng, 997, signal) for signal in (0.0, 9.0, 60.0)]
+    chosen = _compiled.use_sum_exp()
+    kinds = [k for k in ("avx512", "avx2", "scalar") if _available(k)]
+    assert "scalar" in kinds
+    try:
+        found = {}
+        for kind in kinds:
+            _compiled.use_sum_exp(kind)
+            found[kind] = [(_compiled.sum_exp(dz, 0.37), _compiled.brent(dz, s, lp0, z2max, -30.0, 15.0, 500, 1e-8))
+                           for dz, s, lp0, z2max in rows]
+    finally:
+        _compiled.use_sum_exp(chosen)
+    for kind in kinds:
+        for (total, (u, ll)), (total0, (u0, ll0)) in zip(found[kind], found["scalar"], strict=True):
+            assert total == pytest.approx(total0, rel=1e-14)
+            assert abs(u - u0) < 1e-6 and ll == pytest.approx(ll0, rel=1e-13)
+    with pytest.raises(ValueError, match="not available"):
+        _compiled.use_sum_exp("sse9")
+
+
+def _available(kind):
+    before = _compiled.use_sum_exp()
+    try:
+        _compiled.use_sum_exp(kind)
+        return True
+    except ValueError:
+        return False
+    finally:
+        _compiled.use_sum_exp(before)
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 1000, 1003])

@@ -85,18 +85,45 @@ static double sum_exp_avx512(const double *dz, Py_ssize_t n, double c)
 static double (*sum_exp_scaled)(const double *, Py_ssize_t, double) = sum_exp_scalar;
 static const char *sum_exp_kind = "scalar";
 
-static void choose_sum_exp(void)
+static int cpu_has(const char *kind)
 {
+    if (strcmp(kind, "scalar") == 0)
+        return 1;
 #ifdef HAVE_VECTOR_EXP
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
+    if (strcmp(kind, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f");
+    if (strcmp(kind, "avx2") == 0)
+        return __builtin_cpu_supports("avx2");
+#endif
+    return 0;
+}
+
+/* Point sum_exp_scaled at the row sum of `kind`; 0 if this build or processor lacks it. */
+static int select_sum_exp(const char *kind)
+{
+    if (!cpu_has(kind))
+        return 0;
+    if (strcmp(kind, "scalar") == 0) {
+        sum_exp_scaled = sum_exp_scalar;
+        sum_exp_kind = "scalar";
+    }
+#ifdef HAVE_VECTOR_EXP
+    else if (strcmp(kind, "avx512") == 0) {
         sum_exp_scaled = sum_exp_avx512;
         sum_exp_kind = "avx512";
-    } else if (__builtin_cpu_supports("avx2")) {
+    } else {
         sum_exp_scaled = sum_exp_avx2;
         sum_exp_kind = "avx2";
     }
 #endif
+    return 1;
+}
+
+static void choose_sum_exp(void)
+{
+    if (!select_sum_exp("avx512") && !select_sum_exp("avx2"))
+        select_sum_exp("scalar");
 }
 
 typedef struct {
@@ -250,7 +277,23 @@ static PyObject *py_brent(PyObject *self, PyObject *args)
     return Py_BuildValue("dd", x, l_at_x);
 }
 
+static PyObject *py_use_sum_exp(PyObject *self, PyObject *args)
+{
+    const char *kind = NULL;
+    if (!PyArg_ParseTuple(args, "|s", &kind))
+        return NULL;
+    const char *before = sum_exp_kind;
+    if (kind != NULL && !select_sum_exp(kind)) {
+        PyErr_Format(PyExc_ValueError, "row sum %s is not available on this build or processor", kind);
+        return NULL;
+    }
+    return PyUnicode_FromString(before);
+}
+
 static PyMethodDef methods[] = {
+    {"use_sum_exp", py_use_sum_exp, METH_VARARGS,
+     "use_sum_exp(kind=None) -> the kind in use before: select the row sum ('avx512', 'avx2' "
+     "or 'scalar'; chosen from the processor at import)."},
     {"sum_exp", py_sum_exp, METH_VARARGS,
      "sum_exp(dz, c) -> sum_j exp(c * dz_j) for dz <= 0 (float64 1-D array)."},
     {"loglik", py_loglik, METH_VARARGS,
@@ -270,10 +313,5 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__brent(void)
 {
     choose_sum_exp();
-    PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddStringConstant(m, "SUM_EXP_KIND", sum_exp_kind) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return PyModule_Create(&module);
 }
