@@ -13,7 +13,9 @@ on ``[-30, 15]``, as susieR does. Two optimisers:
   step the algorithm of R's ``optim(method = "Brent")`` and of pysusie, so it lands
   in the mode susieR lands in when the likelihood has two (a weak effect: a mode at
   V -> 0 and a small bump). On one-scale rows (standardised X, uniform prior) a
-  likelihood value costs one exponential per variable and a row sum.
+  likelihood value costs one exponential per variable and a row sum, and on float64
+  CPU rows the whole search runs in the compiled module ``_brent`` (the same steps;
+  ~0.5 us per evaluation instead of ~3 us in Python).
 * ``"newton"``: safeguarded Newton steps on ``u`` from the previous V with the exact
   first and second derivatives (one pass gives both), kept in a bracket of the
   maximiser with a trust region and bisection as fallbacks; 3-5 evaluations where
