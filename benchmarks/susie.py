@@ -261,6 +261,12 @@ def scan(n_loci: int, n: int, p: int, L: int, n_py: int, seed: int, repeats: int
     print(f"  -> every locus has its own X, so no batching can share those passes: even with the "
           f"rest reduced to zero, batching is capped at 1 / {share:.2f} = {1 / share:.1f}x over one "
           f"by one{verdict}; measured {one.cpu / batch.cpu:.2f}x cpu")
+    # The same bound with every pass at the cost of one GEMV over X (a read of X at the
+    # memory system's rate): one per effect update and one setup pass per locus.
+    g = float(np.mean([gemv_seconds(X, repeats=5) for X, _ in loci[:: max(1, n_loci // 5)]]))
+    floor = (one_data.count + n_loci) * g
+    print(f"  -> at one GEMV ({1e3 * g:.3f} ms) per effect update and per locus setup, the passes "
+          f"would still take {floor:.2f} s: batching capped at {one.cpu / floor:.1f}x")
 
 
 def maxrss_bytes() -> int:

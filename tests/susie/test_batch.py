@@ -169,3 +169,19 @@ def test_torch_engine_used_off_cpu(loci, monkeypatch):
         assert_same_fit(a, b)
         assert float((a.pip - c.pip).abs().max()) < 1e-6
         assert [s.tolist() for s in a.sets["cs"]] == [s.tolist() for s in c.sets["cs"]]
+
+
+def test_batch_leaves_the_collector_as_it_found_it(loci):
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    susie_batch(loci[:2], L=3)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    sentinel = [[] for _ in range(10)]  # tracked containers, kept alive
+    gc.freeze()
+    try:
+        susie_batch(loci[:2], L=3)
+        assert gc.get_freeze_count() >= len(sentinel)  # the caller's freeze is untouched
+    finally:
+        gc.unfreeze()
+    del sentinel

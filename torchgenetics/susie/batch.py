@@ -13,6 +13,8 @@ functions with the same options, bit for bit on CPU.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import inspect
 import warnings
 
@@ -150,6 +152,22 @@ def _run_greedy(items, batch_size) -> None:
         pending = nxt
 
 
+@contextlib.contextmanager
+def _frozen_heap():
+    """Keep the objects alive now (every prepared locus) out of the cycle collector's scans
+    while the loci are fitted; the fits' own garbage is collected as usual. With 200 loci
+    of n = p = 1,000 the collector's full scans otherwise cost ~10% of the batch. A caller
+    that froze objects itself keeps its own freeze untouched."""
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def susie_batch(loci, L=10, *, init=None, batch_size=None, on_error: str = "raise",
                 **options) -> list:
     """Fit SuSiE to many loci at once; each fit equals the one-locus fit.
@@ -229,7 +247,8 @@ def susie_batch(loci, L=10, *, init=None, batch_size=None, on_error: str = "rais
             results[i] = err
             continue
         items.append(_Item(i, prob, o, pi, start))
-    _run_greedy(items, batch_size)
+    with _frozen_heap():
+        _run_greedy(items, batch_size)
     for it in items:
         fit = it.fit
         if isinstance(fit, SusieFit) and it.o.refine and fit.sets["cs"]:
