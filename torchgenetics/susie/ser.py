@@ -684,8 +684,8 @@ _BRENT_XATOL = 1e-8
 _BRENT_MAX_EVAL = 500
 
 
-def _brent(f: Callable[[float], float], lower: float, upper: float, xatol: float = 1e-8,
-           max_eval: int = 500) -> tuple[float, float]:
+def _brent(f: Callable[[float], float], lower: float, upper: float, xatol: float = _BRENT_XATOL,
+           max_eval: int = _BRENT_MAX_EVAL) -> tuple[float, float]:
     """:func:`brent_minimize` returning ``(x, f(x))``: the minimiser is the best point
     evaluated, so its value comes for free."""
     search = _brent_steps(lower, upper, xatol, max_eval)
@@ -697,7 +697,8 @@ def _brent(f: Callable[[float], float], lower: float, upper: float, xatol: float
         return done.value
 
 
-def _brent_steps(lower: float, upper: float, xatol: float = 1e-8, max_eval: int = 500):
+def _brent_steps(lower: float, upper: float, xatol: float = _BRENT_XATOL,
+                 max_eval: int = _BRENT_MAX_EVAL):
     """Brent's bounded minimiser as a generator: yields each trial point, receives its value,
     returns ``(x, f(x))`` (``StopIteration.value``). Plain Python floats and locals only: a
     step costs a fraction of a microsecond besides the evaluation, and whoever drives the
