@@ -15,9 +15,10 @@ During IBSS each locus is driven through an engine (:class:`IndividualEngine`,
 :class:`SuffStatEngine`) that keeps every effect's products cached, so an effect
 update costs ``X b`` and ``X^T (X b)`` (one pass over a row-major float64 X on CPU,
 both products at once in the compiled ``_products`` module; else two BLAS passes),
-one product with R for summary data, and nothing when the effect is exactly zero. On CPU the engines and
-the column statistics work on numpy views of the tensors (numpy's BLAS and its
-smaller per-call cost on these vector-sized operations); elsewhere on the tensors.
+one product with R for summary data, and nothing when the effect is exactly zero.
+On CPU the engines and the column statistics work on numpy views of the tensors
+(numpy's BLAS and its smaller per-call cost on these vector-sized operations);
+elsewhere on the tensors.
 """
 
 from __future__ import annotations
